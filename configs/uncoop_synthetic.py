@@ -1,0 +1,54 @@
+"""Harley et al. section 4.1: the 1-D synthetic benchmark (Figure 4).
+
+Variants: ``:gaussian`` (default, the paper's data), ``:uniform`` (identifiable: C uniform),
+``:cooperative`` / ``:gaussian,cooperative`` etc. (the baseline), ``:test`` (a few steps).
+"""
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  args = set(filter(None, (arg or "").split(",")))
+  unknown = args - {"gaussian", "uniform", "cooperative", "test"}
+  if unknown:
+    raise ValueError(f"unknown config variant(s) {sorted(unknown)} for uncoop_synthetic.py")
+  c = ml_collections.ConfigDict()
+  c.method = "uncoop"
+  c.seed = 0
+  c.cooperative = "cooperative" in args
+  c.sequential = False
+  c.num_steps = 60_000
+  c.batch_size = 128
+  c.history_size = 50
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = "synthetic"
+  c.data.variant = "uniform" if "uniform" in args else "gaussian"
+  c.data.num_train = 10_000
+  c.data.num_test = 2_000
+  c.data.seed = 0
+
+  c.model = ml_collections.ConfigDict()
+  c.model.kind = "mlp"
+  c.model.hidden = 32
+  c.model.disc_hidden = 32
+  c.model.v_channels = 2
+  c.model.c_channels = 1
+  c.model.r_dim = 1
+
+  c.loss = ml_collections.ConfigDict(dict(v=10.0, c=10.0, r=0.1, gan=1.0))
+  c.optim = ml_collections.ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999, hold_fraction=0.5))
+
+  c.log_every = 1000
+  c.eval_every = 10_000
+  c.checkpoint_every = 10_000
+  c.num_samples = 8
+
+  if "test" in args:
+    c.num_steps = 4
+    c.batch_size = 16
+    c.data.num_train = 256
+    c.data.num_test = 128
+    c.log_every = 1
+    c.eval_every = 2
+    c.checkpoint_every = 2
+  return c

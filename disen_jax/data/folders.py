@@ -1,0 +1,168 @@
+"""The ``folders`` source: a user's own images, one folder per domain.
+
+Config (``config.data``)::
+
+  source = "folders"
+  folders = {"v": "/data/facades/A", "c": "/data/facades/B"}  # domain name -> folder
+  resolution = 64          # square output size
+  paired = False           # optional: pair files by name across domains
+  channels = 3             # optional: 3 (RGB) or 1 (grayscale)
+  split_subdirs = None     # optional: None = use <folder>/<split> if it exists, else <folder>;
+                           #           True = require <folder>/<split>; False = always <folder>
+
+Only the image files directly inside a folder are read (not recursive, so ``A/train`` and
+``A/test`` never mix); anything pillow can decode with a known extension counts: jpg/jpeg, png,
+bmp, gif (first frame), webp, tif/tiff. Hidden files are skipped. Files are ordered by natural
+sort (``2.jpg`` before ``10.jpg``).
+
+Each image is EXIF-rotated, converted to RGB (alpha dropped, grayscale replicated) or to one
+channel, its shorter side resized to ``resolution`` (bicubic) and center-cropped to a
+``resolution`` x ``resolution`` square, then scaled to float32 in [-1, 1]. Loading uses a
+thread pool. Every problem (missing folder or split, empty folder, unreadable file, unmatched
+pair) raises a ``ValueError`` naming the config field or file before any training starts.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+from typing import Mapping
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from disen_jax.data import Dataset, register
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def _natural_key(name: str):
+  return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def list_images(folder: str) -> list[str]:
+  """Paths of the image files directly inside ``folder`` (not recursive), natural-sorted."""
+  names = [f for f in os.listdir(folder)
+           if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
+           and os.path.isfile(os.path.join(folder, f))]
+  return [os.path.join(folder, f) for f in sorted(names, key=_natural_key)]
+
+
+def load_image(path: str, resolution: int, channels: int = 3) -> np.ndarray:
+  """One image as float32 [resolution, resolution, channels] in [-1, 1].
+
+  Shorter side resized to ``resolution`` (bicubic), then center-cropped; RGB (alpha dropped)
+  or grayscale for ``channels=1``. Raises ``ValueError`` naming ``path`` if it cannot be read.
+  """
+  if channels not in (1, 3):
+    raise ValueError(f"channels must be 1 or 3, got {channels}")
+  try:
+    with Image.open(path) as img:
+      img = ImageOps.exif_transpose(img)
+      img = img.convert("L" if channels == 1 else "RGB")
+      w, h = img.size
+      scale = resolution / min(w, h)
+      size = (max(resolution, round(w * scale)), max(resolution, round(h * scale)))
+      if size != (w, h):
+        img = img.resize(size, Image.Resampling.BICUBIC)
+      left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+      img = img.crop((left, top, left + resolution, top + resolution))
+      arr = np.asarray(img, np.float32)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f"cannot read image file {path}: {e}") from e
+  arr = arr.reshape(resolution, resolution, channels)
+  return arr / 127.5 - 1.0
+
+
+def save_image(path: str, array) -> None:
+  """Writes an [H, W], [H, W, 1] or [H, W, 3] image (float in [-1, 1], or uint8) to ``path``.
+
+  The format follows the extension (png, jpg, ...); parent folders are created.
+  """
+  arr = np.asarray(array)
+  if arr.dtype != np.uint8:
+    arr = np.round((np.clip(arr, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+  if arr.ndim == 3 and arr.shape[-1] == 1:
+    arr = arr[..., 0]
+  if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3):
+    raise ValueError(f"save_image needs [H, W], [H, W, 1] or [H, W, 3], got {np.shape(array)}")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  Image.fromarray(arr).save(path)
+
+
+def load_images(paths: list[str], resolution: int, channels: int = 3,
+                max_workers: int | None = None) -> np.ndarray:
+  """``load_image`` over ``paths`` with a thread pool: float32 [len(paths), R, R, channels]."""
+  out = np.empty((len(paths), resolution, resolution, channels), np.float32)
+  with concurrent.futures.ThreadPoolExecutor(max_workers) as pool:
+    for i, arr in enumerate(pool.map(lambda p: load_image(p, resolution, channels), paths)):
+      out[i] = arr
+  return out
+
+
+def _resolve_folder(domain: str, folder: str, split: str, split_subdirs) -> str:
+  field = f"config.data.folders.{domain}"
+  if not os.path.isdir(folder):
+    raise ValueError(f"{field}={folder!r}: folder does not exist")
+  sub = os.path.join(folder, split)
+  if split_subdirs is None:
+    return sub if os.path.isdir(sub) else folder
+  if split_subdirs:
+    if not os.path.isdir(sub):
+      raise ValueError(f"{field}={folder!r}: split folder {sub!r} does not exist "
+                       f"(config.data.split_subdirs=True)")
+    return sub
+  return folder
+
+
+def _stem(path: str) -> str:
+  return os.path.splitext(os.path.basename(path))[0]
+
+
+def _pair(files: Mapping[str, list[str]], folders: Mapping[str, str]) -> dict[str, list[str]]:
+  """Paired domains must hold the same file names (extensions may differ); aligns them by name."""
+  by_stem = {}
+  for d, paths in files.items():
+    by_stem[d] = {_stem(p): p for p in paths}
+    if len(by_stem[d]) != len(paths):
+      dup = next(p for p in paths if [_stem(q) for q in paths].count(_stem(p)) > 1)
+      raise ValueError(f"config.data.paired=True but {folders[d]!r} (config.data.folders.{d}) "
+                       f"holds several files named {_stem(dup)!r}.*")
+  d0 = next(iter(files))
+  for d1 in files:
+    for a, b in ((d0, d1), (d1, d0)):
+      missing = [p for p in files[a] if _stem(p) not in by_stem[b]]
+      if missing:
+        raise ValueError(f"config.data.paired=True but {missing[0]} (config.data.folders.{a}) has "
+                         f"no file of the same name in {folders[b]!r} (config.data.folders.{b})")
+  return {d: [by_stem[d][_stem(p)] for p in files[d0]] for d in files}
+
+
+@register("folders")
+def build(data_config, split: str) -> Dataset:
+  """Reads split ``split`` of every domain in ``data_config.folders`` (see the module docstring)."""
+  folders = data_config.get("folders")
+  if not folders or not hasattr(folders, "items"):
+    raise ValueError("config.data.folders must map domain names to image folders, "
+                     f"e.g. {{'v': '/data/A', 'c': '/data/B'}}; got {folders!r}")
+  resolution = data_config.get("resolution")
+  if not isinstance(resolution, int) or resolution < 1:
+    raise ValueError(f"config.data.resolution must be a positive int, got {resolution!r}")
+  channels = data_config.get("channels", 3)
+  if channels not in (1, 3):
+    raise ValueError(f"config.data.channels must be 1 or 3, got {channels!r}")
+  paired = bool(data_config.get("paired", False))
+  split_subdirs = data_config.get("split_subdirs", None)
+
+  # Validate everything cheap (folders, listings, pairing) before decoding any image.
+  dirs, files = {}, {}
+  for domain, folder in folders.items():
+    dirs[domain] = _resolve_folder(domain, os.path.expanduser(str(folder)), split, split_subdirs)
+    files[domain] = list_images(dirs[domain])
+    if not files[domain]:
+      raise ValueError(f"config.data.folders.{domain}: no images ({', '.join(IMAGE_EXTENSIONS)}) "
+                       f"in {dirs[domain]!r}")
+  if paired:
+    files = _pair(files, dirs)
+  domains = {d: load_images(paths, resolution, channels) for d, paths in files.items()}
+  return Dataset(domains=domains, paired=paired)

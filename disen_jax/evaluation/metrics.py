@@ -1,0 +1,332 @@
+"""Evaluation metrics: small pure functions on numpy / JAX arrays, returning Python floats.
+
+* Correlation: ``pearson(x, y)``, ``corr_matrix(a, b)``.
+* Image fidelity (dm-pix): ``psnr(x, y)``, ``ssim(x, y)`` for NHWC images in [-1, 1].
+* Regression: ``r2_score``, ``r2_per_output``, ``linear_probe_r2`` (ridge, fit on train, scored on test).
+* Retrieval: ``recall_at_k(queries, keys, k=...)``, chunked so 10k x 10k fits in memory.
+* A small CNN regressor that recovers factors (e.g. expression) from images:
+  ``train_regressor``, ``regressor_predict``, ``regressor_r2``, ``save_regressor``,
+  ``load_regressor``, ``get_or_train_regressor`` (train once, cache the params in a file).
+
+Statistics are computed in float64 numpy (they are cheap and precision matters); images go
+through jitted dm-pix in float32.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Callable, Sequence
+
+import dm_pix as pix
+import flax.linen as nn
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Params = Any
+ApplyFn = Callable[[Params, jax.Array], jax.Array]
+
+
+# ----------------------------------------------------------------------------- correlation
+
+
+def _standardize(a: np.ndarray) -> np.ndarray:
+  """Columns of ``a`` shifted to mean 0 and scaled to std 1; constant columns become 0."""
+  a = a - a.mean(axis=0)
+  std = a.std(axis=0)
+  return np.divide(a, std, out=np.zeros_like(a), where=std > 0)
+
+
+def corr_matrix(a, b) -> np.ndarray:
+  """Pearson correlations between the columns of ``a`` [n, p] and ``b`` [n, q]: a [p, q] array.
+
+  A constant column has no defined correlation; it gets 0 (not NaN), so that dead latent
+  dimensions read as "uncorrelated" in max/mean aggregations.
+  """
+  a = np.asarray(a, np.float64)
+  b = np.asarray(b, np.float64)
+  if a.ndim != 2 or b.ndim != 2 or len(a) != len(b):
+    raise ValueError(f"corr_matrix needs [n, p] and [n, q] arrays, got {a.shape} and {b.shape}")
+  c = _standardize(a).T @ _standardize(b) / len(a)
+  return np.clip(c, -1.0, 1.0)
+
+
+def pearson(x, y) -> float:
+  """Pearson correlation of two 1-D arrays of the same length (0 if either is constant)."""
+  x = np.asarray(x, np.float64)
+  y = np.asarray(y, np.float64)
+  if x.ndim != 1 or x.shape != y.shape:
+    raise ValueError(f"pearson needs two 1-D arrays of equal length, got {x.shape} and {y.shape}")
+  return float(corr_matrix(x[:, None], y[:, None])[0, 0])
+
+
+# ----------------------------------------------------------------------------- PSNR / SSIM
+
+
+@jax.jit
+def _psnr_per_image(x, y, data_range):
+  # dm-pix assumes a dynamic range of 1; PSNR is shift-invariant, so scaling suffices.
+  return pix.psnr(x / data_range, y / data_range)
+
+
+@jax.jit
+def _ssim_per_image(x, y, data_range, low):
+  # SSIM is not shift-invariant: map [low, low + data_range] to the [0, 1] dm-pix expects.
+  return pix.ssim((x - low) / data_range, (y - low) / data_range, max_val=1.0)
+
+
+def _batch_mean(fn, x, y, batch_size: int, *args) -> float:
+  x = jnp.asarray(x, jnp.float32)
+  y = jnp.asarray(y, jnp.float32)
+  if x.shape != y.shape or x.ndim not in (3, 4):
+    raise ValueError(f"need two NHWC (or HWC) image arrays of equal shape, got {x.shape} and {y.shape}")
+  if x.ndim == 3:
+    x, y = x[None], y[None]
+  total = 0.0
+  for s in range(0, len(x), batch_size):
+    total += float(jnp.sum(fn(x[s:s + batch_size], y[s:s + batch_size], *args)))
+  return total / len(x)
+
+
+def psnr(x, y, *, data_range: float = 2.0, batch_size: int = 256) -> float:
+  """Mean over the batch of per-image PSNR (dB) between NHWC images ``x`` and ``y``.
+
+  ``data_range`` is max - min of the pixel values (2 for images in [-1, 1]), so
+  ``psnr = 10 log10(data_range^2 / mse)``. Identical images give ``inf``. Computed by
+  ``dm_pix.psnr`` in chunks of ``batch_size`` images.
+  """
+  return _batch_mean(_psnr_per_image, x, y, batch_size, data_range)
+
+
+def ssim(x, y, *, data_range: float = 2.0, low: float = -1.0, batch_size: int = 256) -> float:
+  """Mean over the batch of per-image SSIM between NHWC images ``x`` and ``y``.
+
+  Pixels in ``[low, low + data_range]`` (default [-1, 1]) are mapped to [0, 1] before calling
+  ``dm_pix.ssim`` (Gaussian 11x11 window, sigma 1.5, like ``tf.image.ssim``; colour channels are
+  averaged), so images must be at least 11 pixels on a side. Identical images give 1.
+  """
+  return _batch_mean(_ssim_per_image, x, y, batch_size, data_range, low)
+
+
+# ----------------------------------------------------------------------------- regression
+
+
+def _as_2d(y) -> np.ndarray:
+  y = np.asarray(y, np.float64)
+  return y[:, None] if y.ndim == 1 else y
+
+
+def r2_per_output(y_true, y_pred) -> np.ndarray:
+  """Coefficient of determination ``1 - SSE/SST`` for each output column ([n] or [n, d] -> [d]).
+
+  A constant target (SST = 0) scores 1 if predicted exactly and 0 otherwise (as scikit-learn).
+  """
+  y_true, y_pred = _as_2d(y_true), _as_2d(y_pred)
+  if y_true.shape != y_pred.shape:
+    raise ValueError(f"r2: y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
+  sse = np.sum(np.square(y_true - y_pred), axis=0)
+  sst = np.sum(np.square(y_true - y_true.mean(axis=0)), axis=0)
+  safe_sst = np.where(sst > 0, sst, 1.0)
+  return np.where(sst > 0, 1.0 - sse / safe_sst, np.where(sse == 0, 1.0, 0.0))
+
+
+def r2_score(y_true, y_pred) -> float:
+  """Mean over outputs of ``r2_per_output``: 1 for a perfect prediction, 0 for predicting the mean."""
+  return float(np.mean(r2_per_output(y_true, y_pred)))
+
+
+def linear_probe_r2(train_x, train_y, test_x, test_y, *, l2: float = 1e-3) -> float:
+  """R^2 on ``(test_x, test_y)`` of a ridge regression fit on ``(train_x, train_y)``.
+
+  Closed form with an unpenalized bias: minimizes ``mean ||y - x W - b||^2 + l2 ||W||^2`` over the
+  training set only, then scores the held-out test set (a probe is never scored on the data it
+  was fit on). ``x``: [n, p] features (e.g. latent codes), ``y``: [n] or [n, d] targets.
+  """
+  train_x = np.asarray(train_x, np.float64)
+  test_x = np.asarray(test_x, np.float64)
+  train_y, test_y = _as_2d(train_y), _as_2d(test_y)
+  if len(train_x) != len(train_y) or len(test_x) != len(test_y):
+    raise ValueError("linear_probe_r2: features and targets must have the same number of rows")
+  x_mean, y_mean = train_x.mean(axis=0), train_y.mean(axis=0)
+  xc, yc = train_x - x_mean, train_y - y_mean
+  n, p = xc.shape
+  w = np.linalg.solve(xc.T @ xc / n + l2 * np.eye(p), xc.T @ yc / n)
+  pred = (test_x - x_mean) @ w + y_mean
+  return r2_score(test_y, pred)
+
+
+# ----------------------------------------------------------------------------- retrieval
+
+
+def recall_at_k(queries, keys, *, k: int = 1, chunk_size: int = 1024) -> float:
+  """Fraction of queries whose true match is among their ``k`` nearest keys (Euclidean).
+
+  ``queries[i]`` matches ``keys[i]`` (both [n, d]). The rank of the true match counts every
+  *other* key at a distance <= the true distance, so ties go against the match (a collapsed
+  embedding scores 0, not 1). Distances are computed ``chunk_size`` queries at a time, so
+  memory is O(chunk_size * n).
+  """
+  q = np.asarray(queries, np.float64)
+  kk = np.asarray(keys, np.float64)
+  if q.ndim != 2 or q.shape != kk.shape:
+    raise ValueError(f"recall_at_k needs queries and keys of equal shape [n, d], got {q.shape}, {kk.shape}")
+  if k < 1:
+    raise ValueError(f"k must be >= 1, got {k}")
+  n = len(q)
+  k_sq = np.sum(kk * kk, axis=1)
+  hits = 0
+  for s in range(0, n, chunk_size):
+    qc = q[s:s + chunk_size]
+    d = np.sum(qc * qc, axis=1)[:, None] - 2.0 * qc @ kk.T + k_sq[None, :]
+    rows = np.arange(len(qc))
+    true = d[rows, s + rows]
+    rank = np.sum(d <= true[:, None], axis=1) - 1  # other keys at least as close
+    hits += int(np.sum(rank < k))
+  return hits / n
+
+
+# ----------------------------------------------------------------------------- CNN regressor
+
+
+class CNNRegressor(nn.Module):
+  """Conv(3x3, stride 2) + ReLU per entry of ``features``, then Dense(hidden) + ReLU + Dense(out)."""
+  features: Sequence[int]
+  out_dim: int
+  hidden: int = 256
+
+  @nn.compact
+  def __call__(self, x):
+    for f in self.features:
+      x = nn.relu(nn.Conv(f, (3, 3), strides=2)(x))
+    x = x.reshape((x.shape[0], -1))
+    x = nn.relu(nn.Dense(self.hidden)(x))
+    return nn.Dense(self.out_dim)(x)
+
+
+def _regressor_module(image_shape: Sequence[int], out_dim: int, width: int) -> CNNRegressor:
+  """Enough stride-2 convs to bring the image down to about 4x4; channels double up to 8*width."""
+  n_down = max(1, int(np.log2(max(min(image_shape[0], image_shape[1]) // 4, 1))))
+  return CNNRegressor(tuple(min(width * 2**i, 8 * width) for i in range(n_down)), out_dim)
+
+
+def _make_apply(module: CNNRegressor) -> ApplyFn:
+
+  @jax.jit
+  def apply_fn(params, images):
+    return module.apply(params["net"], images) * params["y_std"] + params["y_mean"]
+
+  return apply_fn
+
+
+def _init_params(module, image_shape, out_dim, rng):
+  net = module.init(rng, jnp.zeros((1, *image_shape), jnp.float32))
+  return {"net": net, "y_mean": jnp.zeros((out_dim,)), "y_std": jnp.ones((out_dim,))}
+
+
+def train_regressor(images, targets, *, seed: int = 0, steps: int = 1000, batch_size: int = 64,
+                    learning_rate: float = 1e-3, width: int = 32,
+                    chunk: int = 100) -> tuple[Params, ApplyFn]:
+  """Trains a ``CNNRegressor`` from ``images`` [n, H, W, C] to ``targets`` [n] or [n, d].
+
+  Adam with a cosine-decayed learning rate on the MSE of standardized targets; each step draws
+  ``batch_size`` random examples (with replacement). Training runs as a jitted ``lax.scan`` over
+  ``chunk`` steps at a time and is deterministic given ``seed``.
+
+  Returns ``(params, apply_fn)``; ``apply_fn(params, images) -> [n, d]`` predictions in target
+  units (jitted; the standardization is stored in ``params``).
+  """
+  images = jnp.asarray(images, jnp.float32)
+  targets = jnp.asarray(targets, jnp.float32)
+  targets = targets[:, None] if targets.ndim == 1 else targets
+  if images.ndim != 4 or targets.ndim != 2 or len(images) != len(targets):
+    raise ValueError(f"train_regressor needs images [n, H, W, C] and targets [n, d], "
+                     f"got {images.shape} and {targets.shape}")
+  n, out_dim = len(images), targets.shape[1]
+  module = _regressor_module(images.shape[1:], out_dim, width)
+  init_rng, data_rng = jax.random.split(jax.random.PRNGKey(seed))
+  params = _init_params(module, images.shape[1:], out_dim, init_rng)
+  y_std = jnp.std(targets, axis=0)
+  params["y_mean"] = jnp.mean(targets, axis=0)
+  params["y_std"] = jnp.where(y_std > 0, y_std, 1.0)
+  tx = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
+  opt_state = tx.init(params["net"])
+
+  def loss_fn(net, x, y):
+    return jnp.mean(jnp.square(module.apply(net, x) - (y - params["y_mean"]) / params["y_std"]))
+
+  @functools.partial(jax.jit, static_argnames="length")
+  def run(net, opt_state, start, images, targets, length):
+
+    def step(carry, i):
+      net, opt_state = carry
+      idx = jax.random.randint(jax.random.fold_in(data_rng, i), (batch_size,), 0, n)
+      loss, grads = jax.value_and_grad(loss_fn)(net, images[idx], targets[idx])
+      updates, opt_state = tx.update(grads, opt_state, net)
+      return (optax.apply_updates(net, updates), opt_state), loss
+
+    return jax.lax.scan(step, (net, opt_state), start + jnp.arange(length))
+
+  net = params["net"]
+  for start in range(0, steps, chunk):
+    (net, opt_state), _ = run(net, opt_state, start, images, targets, length=min(chunk, steps - start))
+  params["net"] = net
+  return params, _make_apply(module)
+
+
+def regressor_predict(params: Params, apply_fn: ApplyFn, images, *, batch_size: int = 256) -> np.ndarray:
+  """``apply_fn(params, images)`` in chunks of ``batch_size``, as a numpy [n, d] array."""
+  images = np.asarray(images, np.float32)
+  return np.concatenate([np.asarray(apply_fn(params, images[s:s + batch_size]))
+                         for s in range(0, len(images), batch_size)])
+
+
+def regressor_r2(params: Params, apply_fn: ApplyFn, images, targets, *, batch_size: int = 256) -> float:
+  """Mean R^2 of the regressor on held-out ``(images, targets)`` (never its training set)."""
+  return r2_score(targets, regressor_predict(params, apply_fn, images, batch_size=batch_size))
+
+
+def save_regressor(path: str, params: Params) -> None:
+  """Writes ``params`` with ``flax.serialization.to_bytes`` (atomically: temp file + rename)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f"{path}.tmp"
+  with open(tmp, "wb") as f:
+    f.write(flax.serialization.to_bytes(params))
+  os.replace(tmp, path)
+
+
+def load_regressor(path: str, image_shape: Sequence[int], out_dim: int, *,
+                   width: int = 32) -> tuple[Params, ApplyFn]:
+  """Reads params written by ``save_regressor`` for images of ``image_shape`` (H, W, C)."""
+  module = _regressor_module(image_shape, out_dim, width)
+  template = _init_params(module, image_shape, out_dim, jax.random.PRNGKey(0))
+  with open(path, "rb") as f:
+    data = f.read()
+  try:
+    params = flax.serialization.from_bytes(template, data)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f"cached regressor {path} does not match images {tuple(image_shape)} with "
+                     f"{out_dim} targets (width={width}); delete it to retrain") from e
+  shapes = lambda t: jax.tree_util.tree_map(jnp.shape, t)
+  if shapes(params) != shapes(template):
+    raise ValueError(f"cached regressor {path} does not match images {tuple(image_shape)} with "
+                     f"{out_dim} targets (width={width}); delete it to retrain")
+  return params, _make_apply(module)
+
+
+def get_or_train_regressor(cache_path: str, train_images, train_targets,
+                           **train_kwargs) -> tuple[Params, ApplyFn]:
+  """Loads the regressor cached at ``cache_path``, or trains it and writes the cache.
+
+  The cache is keyed by path only: use one path per (dataset, resolution, factors), e.g.
+  ``<workdir>/regressor_64.msgpack``. ``train_kwargs`` go to ``train_regressor``.
+  """
+  train_images = np.asarray(train_images)
+  out_dim = 1 if np.ndim(train_targets) == 1 else np.shape(train_targets)[1]
+  if os.path.exists(cache_path):
+    return load_regressor(cache_path, train_images.shape[1:], out_dim,
+                          width=train_kwargs.get("width", 32))
+  params, apply_fn = train_regressor(train_images, train_targets, **train_kwargs)
+  save_regressor(cache_path, params)
+  return params, apply_fn

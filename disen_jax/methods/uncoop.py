@@ -1,0 +1,233 @@
+"""Uncooperative re-entanglement (Harley et al., ICCV-W 2019), with its cooperative baseline.
+
+Domains: V (the rich domain, e.g. photos) and C (the simple one, e.g. renders). V = (C, R): a
+V example carries the content of a C example plus a residual R that C lacks.
+
+* Disentangler D: v -> (c', r'). Two networks: a C stream (a full ResNet translator V -> C) and
+  an R stream (the same trunk, stopped before the transposed convs, emitting its feature maps
+  after the stride-2 convs and after 2 and 4 residual blocks). On vectors both streams are MLPs.
+* Entangler E: (c, r) -> v'. The same translator C -> V, receiving the three R maps by
+  concatenation at the same points (each followed by a 1x1 conv back to the trunk width; the
+  paper does not say how the widths are reconciled). On vectors an MLP on concat(c, r).
+* Adversaries A_C (on D's C output) and A_V (on E's output): PatchGANs with spectral norm (MLPs
+  on vectors), least-squares GAN, trained on a history of generated examples.
+
+Cycle 1: v -> D -> (c', r') -> E -> v''; l_v = |v - v''|, A_C judges c'.
+Cycle 2: (c, r) -> E -> v' -> D -> (c'', r''); r = D_R(v) of the batch's real v (not
+differentiated); l_c = |c - c''|, l_r = |r - r''|, A_V judges v'.
+L = w_v l_v + w_c l_c + w_r l_r + L_GAN with weights 10, 10, 0.1, 1.
+
+Uncooperative (the paper): cycle 1 trains D only, cycle 2 trains E only; in each cycle the other
+network is *frozen*: called with ``grad.freeze(params)``, so it passes gradients through to its
+input but learns nothing. So each network learns only from real input. ``config.cooperative=True``
+removes the freezing and is the only difference: the CycleGAN-like baseline.
+
+``config.sequential=True`` updates D first and then computes E's gradient with the updated D
+(the order the paper describes); ``False`` takes both gradients at the same parameters.
+"""
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from disen_jax import grad as gradlib
+from disen_jax import history as historylib
+from disen_jax import losses
+from disen_jax.methods import common
+from disen_jax.nn import MLP, PatchGAN, ResnetTranslator
+
+DOMAINS = ("v", "c")
+GENERATORS = ("D", "E")
+ADVERSARIES = ("A_C", "A_V")
+
+
+class Disentangler(nn.Module):
+  c_stream: nn.Module
+  r_stream: nn.Module
+
+  def __call__(self, v):
+    return self.c_stream(v), self.r_stream(v)
+
+
+class Entangler(nn.Module):
+  net: nn.Module
+  vector: bool
+
+  def __call__(self, c, r):
+    if self.vector:
+      return self.net(jnp.concatenate([c, r], axis=-1))
+    return self.net(c, side=r)
+
+
+def networks(config) -> dict[str, nn.Module]:
+  m = config.model
+  if m.kind == "mlp":
+    leaky = functools.partial(nn.leaky_relu, negative_slope=0.2)
+    return {
+        "D": Disentangler(MLP((m.hidden, m.c_channels)), MLP((m.hidden, m.r_dim))),
+        "E": Entangler(MLP((m.hidden, m.v_channels)), vector=True),
+        "A_C": MLP((m.disc_hidden, 1), activation=leaky),
+        "A_V": MLP((m.disc_hidden, 1), activation=leaky),
+    }
+  if m.kind == "resnet":
+    emit = tuple(m.r_emit_after)
+    return {
+        "D": Disentangler(ResnetTranslator(m.c_channels, m.features, m.num_blocks),
+                          ResnetTranslator(m.c_channels, m.features, emit_after=emit)),
+        "E": Entangler(ResnetTranslator(m.v_channels, m.features, m.num_blocks, inject_after=emit),
+                       vector=False),
+        "A_C": PatchGAN(m.disc_features, m.disc_layers),
+        "A_V": PatchGAN(m.disc_features, m.disc_layers),
+    }
+  raise ValueError(f"config.model.kind={m.kind!r}: expected 'mlp' or 'resnet'")
+
+
+def disc_apply(module, params, stats, x, *, update: bool = False):
+  """Applies an adversary; returns ``(logits, stats)`` (stats advanced when ``update``)."""
+  variables = {"params": params, **stats}
+  if update and stats:
+    out, new_stats = module.apply(variables, x, update_stats=True, mutable=list(stats))
+    return out, dict(new_stats)
+  return module.apply(variables, x), stats
+
+
+def init(rng, config, batch) -> common.State:
+  nets = networks(config)
+  keys = jax.random.split(rng, 5)
+  v, c = batch["v"][:1], batch["c"][:1]
+  params, stats = {}, {}
+  params["D"] = nets["D"].init(keys[0], v)["params"]
+  _, r = nets["D"].apply({"params": params["D"]}, v)
+  params["E"] = nets["E"].init(keys[1], c, r)["params"]
+  for k, name, x in ((keys[2], "A_C", c), (keys[3], "A_V", v)):
+    variables = dict(nets[name].init(k, x))
+    params[name] = variables.pop("params")
+    stats[name] = variables
+  opt = common.optimizer(config)
+  adv = {n: params[n] for n in ADVERSARIES}
+  size = config.history_size
+  return common.State(
+      step=jnp.zeros((), jnp.int32),
+      rng=keys[4],
+      params=params,
+      opt_state={"D": opt.init(params["D"]), "E": opt.init(params["E"]), "A": opt.init(adv)},
+      stats=stats,
+      history={"c": historylib.init(size, c.shape[1:]), "v": historylib.init(size, v.shape[1:])},
+  )
+
+
+def _l1_tree(pred, target):
+  pairs = zip(jax.tree_util.tree_leaves(pred), jax.tree_util.tree_leaves(target))
+  terms = [losses.l1(pred=p, target=t) for p, t in pairs]
+  return sum(terms) / len(terms)
+
+
+def cycle_losses(gen_params, state: common.State, batch, *, config):
+  """The two cycles' losses as functions of ``gen_params = {"D": .., "E": ..}``.
+
+  Returns ``(cycle1, cycle2, aux)``. Freezing follows ``config.cooperative``: uncooperative
+  cycle 1 sees E frozen and cycle 2 sees D frozen. Adversaries are never trained here.
+  """
+  nets = networks(config)
+  w = config.loss
+  frozen = not config.cooperative
+  v, c = batch["v"], batch["c"]
+  adv = gradlib.freeze({n: state.params[n] for n in ADVERSARIES})
+
+  def judge(name, x):
+    return disc_apply(nets[name], adv[name], state.stats[name], x)[0]
+
+  # Cycle 1: v -> D -> E.
+  d1, e1 = gen_params["D"], gradlib.maybe_freeze(gen_params["E"], frozen)
+  c1, r1 = nets["D"].apply({"params": d1}, v)
+  v_rec = nets["E"].apply({"params": e1}, c1, r1)
+  l_v = losses.l1(pred=v_rec, target=v)
+  g_c = losses.lsgan_generator(fake_logits=judge("A_C", c1))
+  cycle1 = w.v * l_v + w.gan * g_c
+
+  # Cycle 2: (c, r) -> E -> D, with r the residual of the batch's real v.
+  d2, e2 = gradlib.maybe_freeze(gen_params["D"], frozen), gen_params["E"]
+  r = jax.lax.stop_gradient(r1)
+  v_fake = nets["E"].apply({"params": e2}, c, r)
+  c_rec, r_rec = nets["D"].apply({"params": d2}, v_fake)
+  l_c = losses.l1(pred=c_rec, target=c)
+  l_r = _l1_tree(r_rec, r)
+  g_v = losses.lsgan_generator(fake_logits=judge("A_V", v_fake))
+  cycle2 = w.c * l_c + w.r * l_r + w.gan * g_v
+
+  metrics = {"l_v": l_v, "l_c": l_c, "l_r": l_r, "g_c": g_c, "g_v": g_v}
+  return cycle1, cycle2, {"metrics": metrics, "fake_c": c1, "fake_v": v_fake}
+
+
+def train_step(state: common.State, batch, *, config):
+  nets = networks(config)
+  opt = common.optimizer(config)
+
+  def total(gen_params):
+    cycle1, cycle2, aux = cycle_losses(gen_params, state, batch, config=config)
+    return cycle1 + cycle2, aux
+
+  grad_fn = jax.value_and_grad(total, has_aux=True)
+  gen = {n: state.params[n] for n in GENERATORS}
+  opt_state = dict(state.opt_state)
+  if config.sequential:
+    _, grads = grad_fn(gen)
+    gen["D"], opt_state["D"] = common.update(opt, gen["D"], grads["D"], opt_state["D"])
+    (loss, aux), grads = grad_fn(gen)
+    gen["E"], opt_state["E"] = common.update(opt, gen["E"], grads["E"], opt_state["E"])
+  else:
+    (loss, aux), grads = grad_fn(gen)
+    for n in GENERATORS:
+      gen[n], opt_state[n] = common.update(opt, gen[n], grads[n], opt_state[n])
+
+  k_c, k_v = common.step_keys(state, 2)
+  hist_c, fake_c = historylib.query(state.history["c"], aux["fake_c"], k_c)
+  hist_v, fake_v = historylib.query(state.history["v"], aux["fake_v"], k_v)
+
+  def adv_loss(adv):
+    new_stats, out = {}, {}
+    for name, real, fake in (("A_C", batch["c"], fake_c), ("A_V", batch["v"], fake_v)):
+      # One forward over real and fake together.
+      logits, new_stats[name] = disc_apply(
+          nets[name], adv[name], state.stats[name], jnp.concatenate([real, fake]), update=True)
+      real_l, fake_l = jnp.split(logits, 2)
+      out["d_" + name[-1].lower()] = losses.lsgan_discriminator(real_logits=real_l, fake_logits=fake_l)
+    return sum(out.values()), (out, new_stats)
+
+  adv = {n: state.params[n] for n in ADVERSARIES}
+  (_, (d_metrics, new_stats)), adv_grads = jax.value_and_grad(adv_loss, has_aux=True)(adv)
+  adv, opt_state["A"] = common.update(opt, adv, adv_grads, opt_state["A"])
+
+  metrics = {"loss_gen": loss, **aux["metrics"], **d_metrics,
+             "lr": common.schedule(config.optim, config.num_steps)(state.step)}
+  new_state = state.replace(
+      step=state.step + 1, params={**gen, **adv}, opt_state=opt_state, stats=new_stats,
+      history={"c": hist_c, "v": hist_v})
+  return new_state, metrics
+
+
+def maps(state: common.State, config) -> dict:
+  """The trained maps: ``v2c(v)``, ``residual(v)``, ``c2v(c, r)`` (jitted)."""
+  nets = networks(config)
+  d = {"params": state.params["D"]}
+  e = {"params": state.params["E"]}
+  return {
+      "v2c": jax.jit(lambda v: nets["D"].apply(d, v)[0]),
+      "residual": jax.jit(lambda v: nets["D"].apply(d, v)[1]),
+      "c2v": jax.jit(lambda c, r: nets["E"].apply(e, c, r)),
+  }
+
+
+def sample(state: common.State, batch, *, config) -> dict:
+  """Rows of a translation grid: v, D_C(v), E(D(v)) and c, E(c, r_v), D_C(E(c, r_v))."""
+  f = maps(state, config)
+  v, c = batch["v"], batch["c"]
+  n = min(len(v), len(c))
+  v, c = v[:n], c[:n]
+  r = f["residual"](v)
+  v_fake = f["c2v"](c, r)
+  return {"v": v, "v2c": f["v2c"](v), "v_cycle": f["c2v"](f["v2c"](v), r),
+          "c": c, "c2v(c, r_v)": v_fake, "c_cycle": f["v2c"](v_fake)}

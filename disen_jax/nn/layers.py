@@ -1,0 +1,108 @@
+"""Translators, discriminators and MLPs (Flax Linen).
+
+* ``ResnetTranslator``: the Johnson et al. / CycleGAN ResNet generator: reflect-padded 7x7 conv,
+  two stride-2 convs, residual blocks, two transposed convs, reflect-padded 7x7 conv, tanh; every
+  hidden conv followed by instance norm and ReLU. Two optional hooks serve Harley et al.'s
+  networks: ``emit_after`` stops before the transposed convs and returns the feature maps after
+  the given numbers of residual blocks (the R stream); ``inject_after`` concatenates side feature
+  maps at those points (the entangler), followed by a 1x1 conv back to the trunk width.
+* ``PatchGAN``: the 70x70 PatchGAN (pix2pix / CycleGAN) with spectral normalization on every conv;
+  the power-iteration vectors live in the ``spectral_stats`` collection.
+* ``MLP``: a stack of dense layers.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+SPECTRAL = "spectral_stats"
+
+
+def reflect_pad(x, p: int):
+  return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+
+
+def _norm(x):
+  return nn.InstanceNorm(use_bias=False, use_scale=False)(x)
+
+
+class ResBlock(nn.Module):
+  features: int
+
+  @nn.compact
+  def __call__(self, x):
+    h = nn.Conv(self.features, (3, 3), padding="VALID")(reflect_pad(x, 1))
+    h = nn.relu(_norm(h))
+    h = nn.Conv(self.features, (3, 3), padding="VALID")(reflect_pad(h, 1))
+    return x + _norm(h)
+
+
+class ResnetTranslator(nn.Module):
+  """ResNet image translator. Input NHWC in [-1, 1], H and W multiples of 4."""
+  out_channels: int
+  features: int = 64
+  num_blocks: int = 9
+  emit_after: Sequence[int] = ()
+  inject_after: Sequence[int] = ()
+
+  @nn.compact
+  def __call__(self, x, side: Sequence[jnp.ndarray] = ()):
+    if len(side) != len(self.inject_after):
+      raise ValueError(f"expected {len(self.inject_after)} side inputs, got {len(side)}")
+    f = self.features
+    h = nn.relu(_norm(nn.Conv(f, (7, 7), padding="VALID")(reflect_pad(x, 3))))
+    for mult in (2, 4):
+      h = nn.relu(_norm(nn.Conv(f * mult, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))(h)))
+    width = 4 * f
+    last = max(self.emit_after) if self.emit_after else self.num_blocks
+    emitted, side = [], list(side)
+    for i in range(last + 1):
+      if i in self.inject_after:
+        h = jnp.concatenate([h, side.pop(0)], axis=-1)
+        h = nn.relu(_norm(nn.Conv(width, (1, 1))(h)))
+      if i in self.emit_after:
+        emitted.append(h)
+      if i < last:
+        h = ResBlock(width)(h)
+    if self.emit_after:
+      return emitted
+    for mult in (2, 1):
+      h = nn.ConvTranspose(f * mult, (3, 3), strides=(2, 2), padding="SAME")(h)
+      h = nn.relu(_norm(h))
+    h = nn.Conv(self.out_channels, (7, 7), padding="VALID")(reflect_pad(h, 3))
+    return jnp.tanh(h)
+
+
+class PatchGAN(nn.Module):
+  """70x70 PatchGAN with spectral norm. Returns a map of per-patch logits [N, h, w, 1]."""
+  features: int = 64
+  num_layers: int = 3
+
+  @nn.compact
+  def __call__(self, x, update_stats: bool = False):
+    def sn_conv(h, feats, stride):
+      conv = nn.Conv(feats, (4, 4), strides=(stride, stride), padding=((1, 1), (1, 1)))
+      return nn.SpectralNorm(conv, collection_name=SPECTRAL)(h, update_stats=update_stats)
+
+    h = nn.leaky_relu(sn_conv(x, self.features, 2), 0.2)
+    for i in range(1, self.num_layers):
+      h = nn.leaky_relu(sn_conv(h, self.features * min(2 ** i, 8), 2), 0.2)
+    h = nn.leaky_relu(sn_conv(h, self.features * min(2 ** self.num_layers, 8), 1), 0.2)
+    return sn_conv(h, 1, 1)
+
+
+class MLP(nn.Module):
+  """Dense layers with ``activation`` between them (none after the last)."""
+  features: Sequence[int]
+  activation: Callable = nn.relu
+
+  @nn.compact
+  def __call__(self, x, update_stats: bool = False):  # update_stats: same signature as PatchGAN
+    del update_stats
+    for i, f in enumerate(self.features):
+      x = nn.Dense(f)(x)
+      if i < len(self.features) - 1:
+        x = self.activation(x)
+    return x

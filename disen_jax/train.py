@@ -1,0 +1,193 @@
+"""The training engine shared by every method: mesh, data, state, jitted step, loop.
+
+``train_and_evaluate(config, workdir)`` runs ``config.method`` on ``config.data`` for
+``config.num_steps`` steps with one jitted step over a ``('data',)`` mesh of all devices (batch
+sharded, state replicated and donated), the same code on one CPU and on a pod. It resumes from
+the newest checkpoint in ``workdir``, saves on SIGINT/SIGTERM before exiting, stops on a
+non-finite loss without overwriting the last good checkpoint, and writes the workdir contract
+(config.json, metrics.jsonl, checkpoints/, samples/, eval_final.json, TensorBoard events).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from disen_jax import checkpoint as ckptlib
+from disen_jax import data as datalib
+from disen_jax import evaluation
+from disen_jax import logging as loglib
+from disen_jax import methods
+
+
+class NonFiniteLossError(RuntimeError):
+  pass
+
+
+class Interrupted(Exception):
+  """Raised after the state was saved because of SIGINT/SIGTERM (or ``interrupt_at_step``)."""
+
+
+def check_workdir(workdir: str) -> str:
+  if not workdir:
+    raise ValueError("--workdir is required")
+  workdir = os.path.abspath(workdir)
+  parent = os.path.dirname(workdir)
+  if not os.path.isdir(parent):
+    raise FileNotFoundError(f"--workdir={workdir}: its parent directory {parent} does not exist")
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise NotADirectoryError(f"--workdir={workdir} exists and is not a directory")
+  return workdir
+
+
+def check_config(config, method, train_ds: datalib.Dataset, num_devices: int) -> None:
+  """Errors naming the config field at fault, before anything is compiled."""
+  if config.batch_size <= 0 or config.batch_size % num_devices:
+    raise ValueError(f"config.batch_size={config.batch_size} must be a positive multiple of the "
+                     f"{num_devices} devices")
+  if config.num_steps <= 0:
+    raise ValueError(f"config.num_steps={config.num_steps} must be positive")
+  missing = [d for d in method.DOMAINS if d not in train_ds.domains]
+  if missing:
+    raise ValueError(f"config.method={config.method!r} needs domains {list(method.DOMAINS)}; "
+                     f"config.data.source={config.data.source!r} gives {sorted(train_ds.domains)}")
+  for d in method.DOMAINS:
+    field = f"{d}_channels"
+    if field in config.model and train_ds.domains[d].shape[-1] != config.model[field]:
+      raise ValueError(f"config.model.{field}={config.model[field]} but the data's domain {d!r} has "
+                       f"{train_ds.domains[d].shape[-1]} channels")
+
+
+def _check_finite(metrics: dict, step: int) -> None:
+  bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
+  if bad:
+    raise NonFiniteLossError(
+        f"non-finite value of {', '.join(bad)} at step {step}; stopping. The last good checkpoint "
+        "is kept; lower the learning rate or check the data, then rerun to resume from it.")
+
+
+class _Signals:
+  """Turns SIGINT/SIGTERM into a flag the loop checks after each step (main thread only)."""
+
+  def __init__(self):
+    self.received = None
+    self._old = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGINT, signal.SIGTERM):
+        self._old[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.received = signal.Signals(signum).name
+
+  def __exit__(self, *exc):
+    for sig, old in self._old.items():
+      signal.signal(sig, old)
+
+
+def make_mesh():
+  """A 1-D ``('data',)`` mesh over every device of every process (automatic sharding mode)."""
+  return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def global_batch(ds, config, step: int, sharding) -> dict:
+  local = datalib.get_batch(ds, config.batch_size, step, seed=config.seed,
+                            process_index=jax.process_index(), process_count=jax.process_count())
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
+
+
+def write_samples(method, state, config, test_ds, workdir: str, step: int) -> None:
+  n = min(config.num_samples, *test_ds.sizes().values())
+  batch = {k: v[:n] for k, v in test_ds.domains.items()}
+  rows = jax.device_get(method.sample(state, batch, config=config))
+  loglib.save_grid(os.path.join(workdir, "samples", f"translations_{step:08d}.png"), rows)
+
+
+def train_and_evaluate(config, workdir: str, *, interrupt_at_step: int | None = None):
+  """Trains (or resumes) and evaluates; returns ``(final_state, eval_metrics)``."""
+  workdir = check_workdir(workdir)
+  method = methods.get(config.method)
+  train_ds = datalib.build(config.data, "train")
+  test_ds = datalib.build(config.data, "test")
+  check_config(config, method, train_ds, jax.device_count())
+
+  if loglib.is_writer():
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+
+  mesh = make_mesh()
+  replicated = NamedSharding(mesh, P())
+  batch_sharding = NamedSharding(mesh, P("data"))
+
+  example = global_batch(train_ds, config, 0, batch_sharding)
+  init_fn = jax.jit(functools.partial(method.init, config=config), out_shardings=replicated)
+  state = init_fn(jax.random.PRNGKey(config.seed), batch=example)
+
+  ckpt = ckptlib.Checkpointer(workdir)
+  if ckpt.latest_step() is not None:
+    state = ckpt.restore(state)
+    print(f"Resumed from {ckpt.directory} at step {int(state.step)}", flush=True)
+  start = int(state.step)
+
+  step_fn = jax.jit(functools.partial(method.train_step, config=config),
+                    in_shardings=(replicated, batch_sharding), out_shardings=replicated,
+                    donate_argnums=0)
+  writer = loglib.MetricWriter(workdir)
+  progress = loglib.Progress(config.num_steps, start)
+  pending = None  # (step, device metrics) of the previous step, checked one step late
+  try:
+    with _Signals() as signals:
+      for step in range(start, config.num_steps):
+        batch = global_batch(train_ds, config, step, batch_sharding)
+        state, metrics = step_fn(state, batch)
+        if pending is not None:  # fetch the previous step's metrics while this one runs
+          _finish_step(*pending, writer=writer, progress=progress, config=config)
+        pending = (step + 1, metrics)
+        done = step + 1
+        save_now = done % config.checkpoint_every == 0 or done == config.num_steps
+        stop = signals.received or (interrupt_at_step is not None and done >= interrupt_at_step)
+        if save_now or stop:
+          _finish_step(*pending, writer=writer, progress=progress, config=config)
+          pending = None
+          ckpt.save(done, state)
+        if done % config.eval_every == 0 and done != config.num_steps:
+          write_samples(method, state, config, test_ds, workdir, done)
+          writer.write(done, "eval", evaluation.evaluate(method, state, config, test_ds, workdir))
+        if stop:
+          raise Interrupted(f"interrupted ({signals.received or 'interrupt_at_step'}) at step {done}; "
+                            f"checkpoint saved in {ckpt.directory}: rerun the same command to resume")
+      if pending is not None:
+        _finish_step(*pending, writer=writer, progress=progress, config=config)
+    if ckpt.latest_step() != config.num_steps:
+      ckpt.save(config.num_steps, state)
+    write_samples(method, state, config, test_ds, workdir, config.num_steps)
+    final = evaluation.evaluate(method, state, config, test_ds, workdir)
+    writer.write(config.num_steps, "eval", final)
+    if loglib.is_writer():
+      with open(os.path.join(workdir, "eval_final.json"), "w") as f:
+        json.dump({k: float(v) for k, v in final.items()}, f, indent=2, sort_keys=True)
+    return state, final
+  finally:
+    writer.close()
+    ckpt.close()
+
+
+def _finish_step(step: int, metrics, *, writer, progress, config) -> None:
+  """Host side of a finished step: the finiteness check, and logging at the interval."""
+  values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+  _check_finite(values, step)
+  if step % config.log_every == 0 or step == config.num_steps:
+    writer.write(step, "train", values)
+    progress.update(step, {k: v for k, v in values.items() if k != "lr"})
