@@ -276,10 +276,20 @@ def train_regressor(images, targets, *, seed: int = 0, steps: int = 1000, batch_
 
 
 def regressor_predict(params: Params, apply_fn: ApplyFn, images, *, batch_size: int = 256) -> np.ndarray:
-  """``apply_fn(params, images)`` in chunks of ``batch_size``, as a numpy [n, d] array."""
+  """``apply_fn(params, images)`` in chunks of ``batch_size``, as a numpy [n, d] array.
+
+  The last chunk is zero-padded to the chunk size, so only one shape is ever compiled.
+  """
   images = np.asarray(images, np.float32)
-  return np.concatenate([np.asarray(apply_fn(params, images[s:s + batch_size]))
-                         for s in range(0, len(images), batch_size)])
+  n, bs = len(images), min(batch_size, len(images))
+  out = []
+  for s in range(0, n, bs):
+    chunk = images[s:s + bs]
+    pad = bs - len(chunk)
+    if pad:
+      chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
+    out.append(np.asarray(apply_fn(params, chunk))[:bs - pad])
+  return np.concatenate(out)
 
 
 def regressor_r2(params: Params, apply_fn: ApplyFn, images, targets, *, batch_size: int = 256) -> float:

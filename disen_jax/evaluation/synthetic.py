@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 from disen_jax.data import Dataset
+from disen_jax.evaluation.metrics import corr_matrix
 
 
 def correlations(pred_c, pred_r, true_c, true_r) -> np.ndarray:
   """2x2 Pearson matrix corr((c', r'), (c, r)): rows learned factors, columns true ones."""
-  pred = np.stack([np.ravel(pred_c), np.ravel(pred_r)])
-  true = np.stack([np.ravel(true_c), np.ravel(true_r)])
-  return np.corrcoef(np.concatenate([pred, true]))[:2, 2:]
+  pred = np.stack([np.ravel(pred_c), np.ravel(pred_r)], axis=1)
+  true = np.stack([np.ravel(true_c), np.ravel(true_r)], axis=1)
+  return corr_matrix(pred, true)
 
 
 def evaluate(maps, test_ds: Dataset, *, config=None, workdir=None) -> dict[str, float]:
