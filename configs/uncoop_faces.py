@@ -1,0 +1,86 @@
+"""Harley et al. on the procedural faces benchmark (``synthfaces``): V = photo, C = render.
+
+``get_config()`` is the paper's setting (batch 4, 300k steps, full-size ResNet translators) for
+accelerators; ``:cpu`` is small enough to reach meaningful numbers on a 2-core CPU in about
+15 minutes; ``:test`` is tiny. Add ``,cooperative`` (e.g. ``:cpu,cooperative``) for the baseline.
+"""
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  args = set(filter(None, (arg or "").split(",")))
+  unknown = args - {"cpu", "test", "cooperative"}
+  if unknown:
+    raise ValueError(f"unknown config variant(s) {sorted(unknown)} for uncoop_faces.py")
+  c = ml_collections.ConfigDict()
+  c.method = "uncoop"
+  c.seed = 0
+  c.cooperative = "cooperative" in args
+  c.sequential = False
+  c.num_steps = 300_000
+  c.batch_size = 4
+  c.history_size = 50
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = "synthfaces"
+  c.data.resolution = 128
+  c.data.num_v = 7074  # the paper's sizes: 7,074 photos, 1,000 renders
+  c.data.num_c = 1000
+  c.data.num_test = 500
+  c.data.seed = 0
+  c.data.num_identities = 1
+  c.data.glasses_prob = 0.0
+  c.data.textures = True
+
+  c.model = ml_collections.ConfigDict()
+  c.model.kind = "resnet"
+  c.model.features = 64
+  c.model.num_blocks = 9
+  c.model.r_emit_after = (0, 2, 4)
+  c.model.disc_features = 64
+  c.model.disc_layers = 3
+  c.model.v_channels = 3
+  c.model.c_channels = 3
+
+  c.loss = ml_collections.ConfigDict(dict(v=10.0, c=10.0, r=0.1, gan=1.0))
+  c.optim = ml_collections.ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999, hold_fraction=0.5))
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.regressor_steps = 2000
+  c.eval.num_mix = 6  # rows/columns of the mix-and-match table
+
+  c.log_every = 100
+  c.eval_every = 10_000
+  c.checkpoint_every = 5_000
+  c.num_samples = 8
+
+  if "cpu" in args:
+    c.batch_size = 8
+    c.num_steps = 3000
+    c.data.resolution = 32
+    c.data.num_test = 300
+    c.model.features = 16
+    c.model.num_blocks = 4
+    c.model.disc_features = 32
+    c.eval.regressor_steps = 800
+    c.log_every = 50
+    c.eval_every = 1000
+    c.checkpoint_every = 500
+  if "test" in args:
+    c.batch_size = 8
+    c.num_steps = 2
+    c.data.resolution = 16
+    c.data.num_v = 32
+    c.data.num_c = 16
+    c.data.num_test = 16
+    c.model.features = 4
+    c.model.num_blocks = 4
+    c.model.disc_features = 8
+    c.model.disc_layers = 2
+    c.eval.regressor_steps = 20
+    c.eval.num_mix = 3
+    c.log_every = 1
+    c.eval_every = 1
+    c.checkpoint_every = 1
+    c.num_samples = 4
+  return c

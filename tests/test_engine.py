@@ -1,0 +1,148 @@
+"""The engine: every config's :test variant on 8 devices, resume, and bad input."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from disen_jax import checkpoint as ckptlib
+from disen_jax import data as datalib
+from disen_jax import train
+from disen_jax.data import synthetic
+from tests.conftest import ROOT, load_config
+
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+                 if not p.endswith("__init__.py"))
+
+
+def _params_equal(a, b):
+  return all(np.array_equal(x, y) for x, y in
+             zip(jax.tree_util.tree_leaves(jax.device_get(a)), jax.tree_util.tree_leaves(jax.device_get(b))))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_test_variant_trains_on_8_devices(name, tmp_path, num_devices):
+  assert num_devices == 8
+  config = load_config(name, "test")
+  if config.data.source == "folders" and not all(os.path.isdir(p) for p in config.data.folders.values()):
+    pytest.skip("shared data folders are absent")
+  workdir = str(tmp_path / "run")
+  state, final = train.train_and_evaluate(config, workdir)
+  assert int(state.step) == config.num_steps
+  for f in ("config.json", "metrics.jsonl", "eval_final.json"):
+    assert os.path.isfile(os.path.join(workdir, f)), f
+  assert os.listdir(os.path.join(workdir, "checkpoints"))
+  assert glob.glob(os.path.join(workdir, "tensorboard", "events.*"))
+  lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  train_lines = [l for l in lines if l["split"] == "train"]
+  assert [l["step"] for l in train_lines] == list(range(1, config.num_steps + 1))
+  assert all(np.isfinite(v) for l in lines for k, v in l.items() if k != "split")
+  assert json.load(open(os.path.join(workdir, "eval_final.json"))) == pytest.approx(final)
+  if config.model.kind != "mlp":
+    assert glob.glob(os.path.join(workdir, "samples", "*.png"))
+
+
+def _synthetic_config(**overrides):
+  config = load_config("uncoop_synthetic", "test")
+  config.num_steps = 6
+  config.checkpoint_every = 2
+  config.eval_every = 100
+  for k, v in overrides.items():
+    config[k] = v
+  return config
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+  config = _synthetic_config()
+  full, _ = train.train_and_evaluate(config, str(tmp_path / "full"))
+  with pytest.raises(train.Interrupted, match="rerun the same command"):
+    train.train_and_evaluate(config, str(tmp_path / "split"), interrupt_at_step=3)
+  assert ckptlib.Checkpointer(str(tmp_path / "split")).latest_step() == 3
+  resumed, _ = train.train_and_evaluate(config, str(tmp_path / "split"))
+  assert int(resumed.step) == 6
+  assert _params_equal(full.params, resumed.params)
+  assert _params_equal(full.opt_state, resumed.opt_state)
+  assert _params_equal(full.history, resumed.history)
+  # Rerunning a finished run does not train further.
+  again, _ = train.train_and_evaluate(config, str(tmp_path / "split"))
+  assert _params_equal(again.params, resumed.params)
+
+
+@datalib.register("synthetic_with_nan")
+def _nan_source(data_config, split):
+  ds = synthetic.make("gaussian", data_config.num_train if split == "train" else data_config.num_test,
+                      seed=0, split=split)
+  if split == "train":
+    ds.domains["v"][data_config.nan_index] = np.nan
+  return ds
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
+  config = _synthetic_config(num_steps=40, checkpoint_every=1)
+  config.data.source = "synthetic_with_nan"
+  # Put the NaN example in the batch of step 5 (0-based), so steps 1..5 are good.
+  idx = datalib.batch_indices(config.data.num_train, config.batch_size, 5, seed=config.seed,
+                              domain_id=sorted(["c", "v"]).index("v"))
+  config.data.nan_index = int(idx[0])
+  with pytest.raises(train.NonFiniteLossError, match=r"l_v.* at step 6"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  ckpt = ckptlib.Checkpointer(str(tmp_path / "run"))
+  assert ckpt.latest_step() == 5
+  config.data.source = "synthetic"
+  restored = ckpt.restore(_init_state(config))  # the last good checkpoint restores, finite
+  assert int(restored.step) == 5
+  assert all(np.all(np.isfinite(l)) for l in jax.tree_util.tree_leaves(restored.params))
+
+
+def _init_state(config):
+  from disen_jax.methods import uncoop  # pylint: disable=g-import-not-at-top
+  ds = datalib.build(config.data, "train")
+  return uncoop.init(jax.random.PRNGKey(0), config, datalib.get_batch(ds, config.batch_size, 0, seed=0))
+
+
+def test_missing_workdir_parent_is_a_clear_error(tmp_path):
+  with pytest.raises(FileNotFoundError, match="--workdir.*parent directory"):
+    train.train_and_evaluate(_synthetic_config(), str(tmp_path / "no" / "such" / "run"))
+
+
+def test_batch_not_divisible_by_devices_names_the_field(tmp_path):
+  with pytest.raises(ValueError, match="config.batch_size=12"):
+    train.train_and_evaluate(_synthetic_config(batch_size=12), str(tmp_path / "run"))
+
+
+def test_unknown_source_and_method_name_the_field(tmp_path):
+  config = _synthetic_config()
+  config.data.source = "nope"
+  with pytest.raises(ValueError, match="config.data.source='nope'"):
+    train.train_and_evaluate(config, str(tmp_path / "a"))
+  config = _synthetic_config(method="nope")
+  with pytest.raises(ValueError, match="config.method='nope'"):
+    train.train_and_evaluate(config, str(tmp_path / "b"))
+
+
+def _main(*args, cwd=ROOT):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, "-m", "disen_jax.main", *args], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=120)
+
+
+def test_cli_unknown_field_and_bad_value_are_errors_naming_them(tmp_path):
+  cfg = "--config=configs/uncoop_synthetic.py:test"
+  out = _main(cfg, "--config.no_such_field=1", f"--workdir={tmp_path}/a")
+  assert out.returncode != 0 and "no_such_field" in out.stderr
+  out = _main(cfg, "--config.batch_size=abc", f"--workdir={tmp_path}/b")
+  assert out.returncode != 0 and "batch_size" in out.stderr
+  out = _main(cfg, f"--workdir={tmp_path}/missing/parent/run")
+  assert out.returncode == 1 and "parent directory" in out.stderr
+
+
+def test_cli_trains_with_an_override(tmp_path):
+  out = _main("--config=configs/uncoop_synthetic.py:test", "--config.num_steps=3",
+              f"--workdir={tmp_path}/run")
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "step 3/3" in out.stdout
+  assert json.load(open(tmp_path / "run" / "config.json"))["num_steps"] == 3

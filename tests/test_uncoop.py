@@ -1,0 +1,92 @@
+"""The uncooperative switch: exact zeros of frozen gradients, shapes of D's outputs, a step."""
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from disen_jax.methods import uncoop
+from tests.conftest import load_config
+
+
+def _setup(cooperative: bool, kind: str):
+  if kind == "mlp":
+    config = load_config("uncoop_synthetic", "test")
+    batch = {"v": jax.random.normal(jax.random.PRNGKey(1), (8, 2)),
+             "c": jax.random.normal(jax.random.PRNGKey(2), (8, 1))}
+  else:
+    config = load_config("uncoop_faces", "test")
+    size = config.data.resolution
+    batch = {"v": jax.random.uniform(jax.random.PRNGKey(1), (2, size, size, 3), minval=-1, maxval=1),
+             "c": jax.random.uniform(jax.random.PRNGKey(2), (2, size, size, 3), minval=-1, maxval=1)}
+  config.unlock()
+  config.cooperative = cooperative
+  state = uncoop.init(jax.random.PRNGKey(0), config, batch)
+  return config, state, batch
+
+
+def _grads(config, state, batch):
+  gen = {n: state.params[n] for n in uncoop.GENERATORS}
+  cycle = lambda i: jax.grad(lambda g: uncoop.cycle_losses(g, state, batch, config=config)[i])(gen)
+  return cycle(0), cycle(1)
+
+
+def _all_zero(tree):
+  return all(np.all(np.asarray(l) == 0.0) for l in jax.tree_util.tree_leaves(tree))
+
+
+def _any_nonzero(tree):
+  return any(np.any(np.asarray(l) != 0.0) for l in jax.tree_util.tree_leaves(tree))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "resnet"])
+def test_uncooperative_freezes_the_other_network_exactly(kind):
+  config, state, batch = _setup(cooperative=False, kind=kind)
+  g1, g2 = _grads(config, state, batch)
+  assert _all_zero(g1["E"]), "cycle 1 must not train E"
+  assert _all_zero(g2["D"]), "cycle 2 must not train D"
+  assert _any_nonzero(g1["D"]) and _any_nonzero(g2["E"])
+
+
+@pytest.mark.parametrize("kind", ["mlp", "resnet"])
+def test_cooperative_trains_both_networks_in_both_cycles(kind):
+  config, state, batch = _setup(cooperative=True, kind=kind)
+  g1, g2 = _grads(config, state, batch)
+  for g in (g1, g2):
+    assert _any_nonzero(g["D"]) and _any_nonzero(g["E"])
+
+
+def test_disentangler_residual_has_three_scales():
+  config, state, batch = _setup(cooperative=False, kind="resnet")
+  maps = uncoop.maps(state, config)
+  c = maps["v2c"](batch["v"])
+  r = maps["residual"](batch["v"])
+  chex.assert_equal_shape([c, batch["c"]])
+  assert len(r) == 3
+  quarter = config.data.resolution // 4
+  for f in r:
+    chex.assert_shape(f, (2, quarter, quarter, 4 * config.model.features))
+  chex.assert_equal_shape([maps["c2v"](batch["c"], r), batch["v"]])
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_train_step_updates_only_what_it_should(sequential):
+  config, state, batch = _setup(cooperative=False, kind="mlp")
+  config.sequential = sequential
+  new, metrics = jax.jit(functools.partial(uncoop.train_step, config=config))(state, batch)
+  chex.assert_tree_all_finite((new, metrics))
+  assert int(new.step) == 1
+  for name in ("D", "E", "A_C", "A_V"):
+    assert _any_nonzero(jax.tree_util.tree_map(lambda a, b: a - b, new.params[name], state.params[name]))
+  assert int(new.history["v"]["count"]) == min(8, config.history_size)
+
+
+def test_train_step_vmaps_over_seeds():
+  config, _, batch = _setup(cooperative=False, kind="mlp")
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  states = jax.vmap(lambda k: uncoop.init(k, config, batch))(keys)
+  new, metrics = jax.vmap(functools.partial(uncoop.train_step, config=config), in_axes=(0, None))(states, batch)
+  chex.assert_shape(metrics["l_v"], (3,))
+  assert not np.allclose(metrics["l_v"][0], metrics["l_v"][1])
