@@ -15,7 +15,13 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/uncoop_faces.py:cpu.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train"], "What to do.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "translate"],
+                          "train: train (or resume) and evaluate; translate: translate a folder.")
+_INPUT = flags.DEFINE_string("input", None, "translate: folder of input images.")
+_OUTPUT = flags.DEFINE_string("output", None, "translate: folder for the outputs.")
+_DIRECTION = flags.DEFINE_enum("direction", "v2c", ["v2c", "c2v"], "translate: direction.")
+_RESIDUAL_FROM = flags.DEFINE_string("residual_from", None,
+                                     "translate c2v (uncoop): the V image whose residual to use.")
 _MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multihost).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multihost).")
@@ -33,9 +39,18 @@ def main(argv):
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   from disen_jax import train  # pylint: disable=g-import-not-at-top
 
-  if _CONFIG.value is None:
-    raise app.UsageError("--config is required, e.g. --config=configs/uncoop_faces.py:cpu")
   try:
+    if _MODE.value == "translate":
+      from disen_jax import translate  # pylint: disable=g-import-not-at-top
+      if not (_WORKDIR.value and _INPUT.value and _OUTPUT.value):
+        raise app.UsageError("--mode=translate needs --workdir, --input and --output")
+      written = translate.translate_folder(_WORKDIR.value, _INPUT.value, _OUTPUT.value,
+                                           direction=_DIRECTION.value,
+                                           residual_from=_RESIDUAL_FROM.value)
+      print(f"wrote {len(written)} images to {_OUTPUT.value}")
+      return
+    if _CONFIG.value is None:
+      raise app.UsageError("--config is required, e.g. --config=configs/uncoop_faces.py:cpu")
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (train.Interrupted, train.NonFiniteLossError, ValueError, FileNotFoundError,
           NotADirectoryError) as e:

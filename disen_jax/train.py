@@ -164,7 +164,7 @@ def train_and_evaluate(config, workdir: str, *, interrupt_at_step: int | None = 
           ckpt.save(done, state)
         if done % config.eval_every == 0 and done != config.num_steps:
           write_samples(method, state, config, test_ds, workdir, done)
-          writer.write(done, "eval", evaluation.evaluate(method, state, config, test_ds, workdir))
+          writer.write(done, "eval", evaluation.evaluate(method, state, config, test_ds, workdir, done))
         if stop:
           raise Interrupted(f"interrupted ({signals.received or 'interrupt_at_step'}) at step {done}; "
                             f"checkpoint saved in {ckpt.directory}: rerun the same command to resume")
@@ -173,7 +173,7 @@ def train_and_evaluate(config, workdir: str, *, interrupt_at_step: int | None = 
     if ckpt.latest_step() != config.num_steps:
       ckpt.save(config.num_steps, state)
     write_samples(method, state, config, test_ds, workdir, config.num_steps)
-    final = evaluation.evaluate(method, state, config, test_ds, workdir)
+    final = evaluation.evaluate(method, state, config, test_ds, workdir, config.num_steps)
     writer.write(config.num_steps, "eval", final)
     if loglib.is_writer():
       with open(os.path.join(workdir, "eval_final.json"), "w") as f:

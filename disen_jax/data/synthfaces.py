@@ -14,24 +14,30 @@ Factors (``sample_factors`` returns each as an array of length n; colours are [n
   are a function of the identity index only, so every split shares the same cast.
 * expression (``EXPRESSION_KEYS``): ``mouth_open`` [0, 1], ``smile`` [-1, 1] (-1 frown, +1 smile),
   ``eye_open`` [0, 1] (0 closed), ``brow`` [-1, 1] (brow height), ``tilt`` [-1, 1] (head roll,
-  x15 degrees, positive is counter-clockwise), ``offset_x`` / ``offset_y`` [-1, 1] (head
-  translation, x0.12 / x0.08 of the half image size).
+  x15 degrees, positive is counter-clockwise on screen), ``offset_x`` / ``offset_y`` [-1, 1]
+  (head translation, x0.12 / x0.08 in image coordinates, which span [-1, 1]).
 * accessory: ``glasses`` int in {0, 1} (1 with probability ``glasses_prob``).
 * V-only residual (``RESIDUAL_KEYS``): ``light_azimuth`` [-pi, pi) (direction towards the light in
   the image plane, 0 = from the right, pi/2 = from below), ``light_color`` [n, 3] in [0.5, 1] with
   max channel 1, ``bg_kind`` int in {0 stripes, 1 checker, 2 gradient, 3 value noise, 4 texture
   photo}, ``bg_color_a`` / ``bg_color_b`` the two tint colours, ``bg_freq`` [1.5, 6] (cycles per
   image; texture zoom), ``bg_angle`` [0, pi), ``bg_offset`` [n, 2] in [0, 1) (phase / crop
-  origin), ``bg_seed`` uint32, ``noise_std`` [0, 0.05] (in [0, 1] intensity units),
-  ``noise_seed`` uint32.
+  origin), ``bg_seed`` uint32 (value-noise lattice; ``bg_seed % 3`` picks brick / grass /
+  gravel), ``noise_std`` [0, 0.05] (Gaussian sensor noise, in [0, 1] intensity units),
+  ``noise_seed`` uint32. Texture photos (``skimage.data``) are used only if scikit-image is
+  importable (``sample_factors(textures=...)``).
 
 Every factor of example ``i`` is a counter-based hash of (seed, start + i, factor), so it does
-not depend on the batch it is drawn in; ``render`` is per-example too (chunked internally).
-Images are float32 NHWC in [-1, 1] at any resolution that is a multiple of 8 and >= 16.
+not depend on the batch it is drawn in; ``render`` is per-example too (chunked internally, its
+sensor noise a hash of (noise_seed, pixel)), so ``render(f, 'c')`` of a photo's factors is its
+exact C counterpart and swapping ``RESIDUAL_KEYS`` between examples gives exact mix-and-match
+photos. Images are float32 NHWC in [-1, 1] at any resolution that is a multiple of 8 and >= 16.
+``expression_vector`` / ``lighting_vector`` give regression targets.
 """
 from __future__ import annotations
 
 import functools
+import statistics
 
 import numpy as np
 
@@ -47,6 +53,7 @@ HAIR_STYLES = ("bald", "short", "long")
 BACKGROUNDS = ("stripes", "checker", "gradient", "noise", "texture")
 DOMAINS = ("c", "v")
 TILT_DEGREES, OFFSET_X, OFFSET_Y = 15.0, 0.12, 0.08
+HEAD_SCALE = 1.12  # head frame units -> image units (the face is 2 * 0.6 * 1.12 high)
 
 _DEFAULT_ACTOR = dict(face_aspect=0.8, skin_color=(0.93, 0.74, 0.60), hair_color=(0.36, 0.20, 0.09),
                       hair_style=1, eye_color=(0.20, 0.45, 0.80))
@@ -177,8 +184,15 @@ def _ellipse_sdf(du, dv, a, b):
   return k0 * (k0 - 1) / k1
 
 
-def _background(f, sl, xx, yy, res) -> np.ndarray:
+def _block_rows(res: int) -> int:
+  """Rows per matmul block of <= 4096 pixels. One large thin GEMM makes OpenBLAS spawn threads,
+  which is far slower (and contends with anything else running) than small single-threaded ones."""
+  return max(d for d in range(1, res + 1) if res % d == 0 and d * res <= 4096)
+
+
+def _background(f, sl, lin, res) -> np.ndarray:
   """[n, H, W] pattern in [0, 1] for the examples ``sl`` of factors ``f``."""
+  xx, yy = lin[None, None, :], lin[None, :, None]
   kind = np.asarray(f["bg_kind"])[sl]
   n = len(kind)
   out = np.empty((n, res, res), np.float32)
@@ -190,23 +204,25 @@ def _background(f, sl, xx, yy, res) -> np.ndarray:
     ox, oy = off[:, 0, None, None], off[:, 1, None, None]
     p = (xx * np.cos(ang) + yy * np.sin(ang)) * 0.5  # in [-0.71, 0.71]
     if k == 0:  # soft-edged stripes
-      t = np.abs(2 * np.mod(p * freq + ox, 1.0) - 1)
+      t = p * freq + ox
+      t = np.abs(2 * (t - np.floor(t)) - 1)
       val = np.clip((t - 0.5) * 4 + 0.5, 0, 1)
     elif k == 1:  # checker
       q = (-xx * np.sin(ang) + yy * np.cos(ang)) * 0.5
-      val = ((np.floor(p * freq + ox) + np.floor(q * freq + oy)) % 2).astype(np.float32)
+      val = np.floor(p * freq + ox) + np.floor(q * freq + oy)
+      val = val - 2 * np.floor(val * 0.5)
     elif k == 2:  # linear gradient
       val = np.clip(p + 0.5 + (ox - 0.5) * 0.6, 0, 1)
-    elif k == 3:  # value noise on a (freq + 1)^2 lattice of hashed values, smoothstep-interpolated
+    elif k == 3:  # value noise: hashed values on a 9 x 9 lattice, smoothstep-interpolated
       seeds = np.asarray(f["bg_seed"])[sl][sel]
       grid = _uniform(seeds[:, None, None], np.arange(9)[:, None], np.arange(9)).astype(np.float32)
-      gx, gy = (xx * 0.5 + 0.5) * freq, (yy * 0.5 + 0.5) * freq
-      ix, iy = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
-      tx, ty = gx - ix, gy - iy
-      tx, ty = tx * tx * (3 - 2 * tx), ty * ty * (3 - 2 * ty)
-      b = np.arange(len(seeds))[:, None, None]
-      g = lambda dy, dx: grid[b, np.minimum(iy + dy, 8), np.minimum(ix + dx, 8)]
-      val = (g(0, 0) * (1 - tx) + g(0, 1) * tx) * (1 - ty) + (g(1, 0) * (1 - tx) + g(1, 1) * tx) * ty
+      knots = np.arange(9, dtype=np.float32)
+      hat = lambda t: (lambda d: d * d * (3 - 2 * d))(np.maximum(1 - np.abs(t - knots), 0))
+      coord = (lin[None, :, None] * 0.5 + 0.5) * freq[:, :, :1]  # [n, res, 1]; separable weights
+      wy, wx = hat(coord + 2 * oy[:, :, :1]), hat(coord + 2 * ox[:, :, :1])  # [n, res, 9]
+      rows = _block_rows(res)
+      val = (wy @ grid).reshape(-1, res // rows, rows, 9) @ wx.transpose(0, 2, 1)[:, None]
+      val = val.reshape(-1, res, res)
     else:  # a crop of a grayscale texture photo
       bank = _texture_bank()
       size = 768.0 / freq
@@ -216,6 +232,26 @@ def _background(f, sl, xx, yy, res) -> np.ndarray:
       val = bank[tid, sy, sx]
     out[sel] = val
   return out
+
+
+@functools.lru_cache(maxsize=1)
+def _normal_table() -> np.ndarray:
+  """Standard-normal quantiles at 2^12 bin centres: a hash indexes it to draw N(0, 1)."""
+  inv = statistics.NormalDist().inv_cdf
+  return np.array([inv((i + 0.5) / 4096) for i in range(4096)], np.float32)
+
+
+def _gaussian_noise(seeds: np.ndarray, res: int) -> np.ndarray:
+  """[n, 3, res, res] N(0, 1) noise; example i is a hash of (seeds[i], pixel) only."""
+  h = np.arange(3 * res * res, dtype=np.uint32).reshape(1, 3, res, res) * np.uint32(0x9E3779B1)
+  h = h ^ np.asarray(seeds, np.uint32)[:, None, None, None]
+  with np.errstate(over="ignore"):  # lowbias32 finaliser
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x7FEB352D)
+    h ^= h >> np.uint32(15)
+    h *= np.uint32(0x846CA68B)
+    h ^= h >> np.uint32(16)
+  return np.take(_normal_table(), (h >> np.uint32(20)).astype(np.intp))
 
 
 def _check(factors, domain, resolution) -> int:
@@ -233,32 +269,35 @@ def _check(factors, domain, resolution) -> int:
   return next(iter(sizes.values()))
 
 
-def render(factors, domain: str, resolution: int = 64, *, chunk_pixels: int = 1 << 20) -> np.ndarray:
+def render(factors, domain: str, resolution: int = 64, *, chunk_pixels: int = 1 << 16) -> np.ndarray:
   """Renders factors into float32 [n, res, res, 3] images in [-1, 1] (domain 'c' or 'v')."""
   n = _check(factors, domain, resolution)
   res = int(resolution)
   out = np.empty((n, res, res, 3), np.float32)
   step = max(1, chunk_pixels // (res * res))
   for s in range(0, n, step):
-    out[s:s + step] = _render_chunk(factors, slice(s, min(n, s + step)), domain, res)
+    chunk = _render_chunk(factors, slice(s, min(n, s + step)), domain, res)  # [n, 3, H, W]
+    out[s:s + step] = chunk.transpose(0, 2, 3, 1)
   return out
 
 
 def _render_chunk(f, sl, domain, res):
-  g = lambda k: np.asarray(f[k], np.float32)[sl]
+  """Renders the examples ``sl`` of factors ``f``: float32 [n, 3, res, res] in [-1, 1]."""
+  g = lambda k: np.asarray(f[k])[sl].astype(np.float32)
   p = lambda k: g(k)[:, None, None]  # per-example scalar, broadcast over [H, W]
-  c = lambda x: np.asarray(x, np.float32)[..., None, None, :]  # colour [n|1, 1, 1, 3]
+  c = lambda x: np.asarray(x, np.float32)[..., :, None, None]  # colour [n, 3, 1, 1]
   n = len(g("mouth_open"))
   lin = ((np.arange(res, dtype=np.float32) + 0.5) / res * 2 - 1)
   xx, yy = lin[None, None, :], lin[None, :, None]
   inv_px = np.float32(res / 2)
-  cov = lambda sdf: np.clip(0.5 - sdf * inv_px, 0, 1)
+  S = np.float32(HEAD_SCALE)
+  cov = lambda sdf: np.clip(0.5 - sdf * (inv_px * S), 0, 1)  # antialiased coverage of sdf < 0
 
-  # Head frame (u, v): translate, then rotate by -tilt.
-  th = np.deg2rad(TILT_DEGREES) * p("tilt")
+  # Head frame (u, v): translate, scale by 1 / HEAD_SCALE, rotate by -tilt.
+  th = np.float32(np.deg2rad(TILT_DEGREES)) * p("tilt")
   ct, st = np.cos(th), np.sin(th)
-  cx, cy = OFFSET_X * p("offset_x"), OFFSET_Y * p("offset_y") - 0.04
-  dx, dy = xx - cx, yy - cy
+  cx, cy = OFFSET_X * p("offset_x"), OFFSET_Y * p("offset_y") - 0.03
+  dx, dy = (xx - cx) / S, (yy - cy) / S
   u, v = ct * dx - st * dy, st * dx + ct * dy
   au = np.abs(u)  # mirrored coordinate: one pass draws both eyes / brows / ears / lenses
   b = np.float32(0.6)
@@ -266,19 +305,15 @@ def _render_chunk(f, sl, domain, res):
   style = g("hair_style").astype(np.int32)[:, None, None]
   skin, hair, eye_col = g("skin_color"), g("hair_color"), g("eye_color")
 
-  img = np.zeros((n, res, res, 3), np.float32)  # albedo composited over black = the C image
-  alpha = np.zeros((n, res, res), np.float32)  # total head coverage
+  layers = []  # (coverage [n, H, W], colour), back to front
 
-  def layer(cover, colour, head=True):
-    nonlocal alpha
-    img[...] += cover[..., None] * (c(colour) - img)
-    if head:
-      alpha = alpha + cover * (1 - alpha)
+  def layer(cover, colour):
+    layers.append((cover, np.broadcast_to(np.asarray(colour, np.float32), (n, 3))))
 
-  # Shoulders and neck (image frame), long hair behind the head, ears, face, fringe.
-  layer(cov(_ellipse_sdf(xx - cx, yy - cy - 1.22, 0.85, 0.5)), (0.22, 0.28, 0.42))
-  neck = np.maximum(np.abs(xx - cx) - 0.2, cy + 0.3 - yy)
-  layer(cov(np.maximum(neck, _ellipse_sdf(xx - cx, yy - cy - 0.8, 0.32, 0.3))), skin * 0.8)
+  # Shoulders and neck (not tilted), long hair behind the head, ears, face, fringe.
+  layer(cov(_ellipse_sdf(dx, dy - 1.22, 0.85, 0.5)), (0.22, 0.28, 0.42))
+  neck = np.maximum(np.abs(dx) - 0.2, 0.3 - dy)
+  layer(cov(np.maximum(neck, _ellipse_sdf(dx, dy - 0.8, 0.32, 0.3))), skin * 0.8)
   long_hair = np.minimum(_ellipse_sdf(u, v + 0.04, a + 0.13, b + 0.09),
                          np.maximum(au - a - 0.13, np.abs(v - 0.3) - 0.3))
   layer(cov(long_hair) * (style == 2), hair)
@@ -287,41 +322,53 @@ def _render_chunk(f, sl, domain, res):
   layer(cov(_ellipse_sdf(au - a, v - 0.02, 0.075, 0.13)) * (style != 2), skin * 0.9)
   face = _ellipse_sdf(u, v, a, b)
   layer(cov(face), skin)
-  hairline = -0.36 - 0.08 * (u / a) - 0.03 * np.abs(np.sin(u * 18))
+  hairline = -0.42 - 0.08 * (u / a) - 0.03 * np.abs(np.sin(u * 18))
   fringe = np.maximum(face - 0.01, v - hairline)
   layer(cov(fringe) * (style != 0), hair)
 
   # Eyes: white, iris, pupil, lid outline; brows; nose.
   ex, ey = np.float32(0.21), np.float32(-0.06)
-  eye = _ellipse_sdf(au - ex, v - ey, 0.145, 0.02 + 0.11 * p("eye_open"))
+  eye = _ellipse_sdf(au - ex, v - ey, 0.15, 0.02 + 0.12 * p("eye_open"))
   inside = cov(eye)
-  layer(inside, (0.97, 0.97, 0.97), head=False)
+  layer(inside, (0.97, 0.97, 0.97))
   r2 = (au - ex) ** 2 + (v - ey) ** 2
-  layer(cov(np.sqrt(r2) - 0.08) * inside, eye_col, head=False)
-  layer(cov(np.sqrt(r2) - 0.037) * inside, (0.02, 0.02, 0.02), head=False)
-  layer(cov(np.abs(eye) - 0.017), (0.1, 0.05, 0.04), head=False)
+  layer(cov(np.sqrt(r2) - 0.08) * inside, eye_col)
+  layer(cov(np.sqrt(r2) - 0.037) * inside, (0.02, 0.02, 0.02))
+  layer(cov(np.abs(eye) - 0.017), (0.1, 0.05, 0.04))
   bu = (au - ex) / 0.14
-  brow_v = ey - 0.23 - 0.09 * p("brow") + 0.05 * bu * bu
-  layer(cov(np.maximum(np.abs(v - brow_v) - 0.032, np.abs(bu) - 1)), hair * 0.7, head=False)
-  layer(cov(_ellipse_sdf(u, v - 0.11, 0.055, 0.045)), skin * 0.8, head=False)
+  brow_v = ey - 0.22 - 0.09 * p("brow") + 0.05 * bu * bu
+  layer(cov(np.maximum(np.abs(v - brow_v) - 0.036, np.abs(bu) - 1)),
+        0.5 * np.minimum(hair, skin))
+  layer(cov(_ellipse_sdf(u, v - 0.11, 0.055, 0.045)), skin * 0.8)
 
   # Mouth: a curved band whose centre line bends with the smile and whose height opens.
-  w = np.float32(0.22)
+  w = np.float32(0.24)
   t = np.minimum((u / w) ** 2, 1)
-  centre = 0.3 + 0.14 * p("smile") * (0.5 - t)
-  h = (0.012 + 0.11 * p("mouth_open")) * np.sqrt(1 - t)
+  centre = 0.3 + 0.16 * p("smile") * (0.5 - t)
+  h = (0.014 + 0.13 * p("mouth_open")) * np.sqrt(1 - t)
   dist = np.abs(v - centre)
-  layer(cov(np.maximum(dist - h - 0.035, au - w - 0.02)), (0.78, 0.30, 0.30), head=False)
+  layer(cov(np.maximum(dist - h - 0.035, au - w - 0.02)), (0.78, 0.30, 0.30))
   mouth = np.maximum(dist - h, au - w)
-  layer(cov(mouth), (0.30, 0.04, 0.06), head=False)
-  layer(cov(np.maximum(mouth, v - centre + 0.4 * h)), (0.95, 0.95, 0.92), head=False)
+  layer(cov(mouth), (0.30, 0.04, 0.06))
+  layer(cov(np.maximum(mouth, v - centre + 0.4 * h)), (0.95, 0.95, 0.92))
 
   # Glasses: two rings, a bridge and the arms.
   bar = np.abs(v - ey + 0.03) - 0.018
   frame = np.minimum(np.abs(np.sqrt(r2) - 0.17) - 0.02,  # rims
                      np.maximum(bar, np.minimum(au - ex + 0.16, np.maximum(ex + 0.16 - au, au - a))))
-  layer(cov(frame) * p("glasses"), (0.06, 0.06, 0.08), head=False)
+  layer(cov(frame) * p("glasses"), (0.06, 0.06, 0.08))
 
+  # Composite front to back: weight_i = coverage_i * transmittance of the layers above it; the
+  # albedo image (C, over black) is then one batched [HW, L] x [L, 3] product per example.
+  trans = np.ones((n, res, res), np.float32)
+  weights = np.empty((n, len(layers), res, res), np.float32)
+  for i in range(len(layers) - 1, -1, -1):
+    np.multiply(layers[i][0], trans, out=weights[:, i])
+    trans -= weights[:, i]
+  colours = np.stack([col for _, col in layers], axis=2)  # [n, 3, L]
+  rows = _block_rows(res)
+  blocks = weights.reshape(n, len(layers), res // rows, rows * res).transpose(0, 2, 1, 3)
+  img = np.matmul(colours[:, None], blocks).transpose(0, 2, 1, 3).reshape(n, 3, res, res)
   if domain == "c":
     return img * 2 - 1
 
@@ -336,18 +383,16 @@ def _render_chunk(f, sl, domain, res):
   nz = np.sqrt(np.maximum(1 - nx * nx - ny * ny, 0))
   shade = 0.28 + 0.8 * np.maximum(nx * lu + ny * lv + 0.6 * nz, 0)
   light = c(g("light_color"))
-  # Background, lit by the same light, with the head's soft shadow cast away from the light.
-  pat = _background(f, sl, xx, yy, res)[..., None]
-  bg = c(g("bg_color_a")) * (1 - pat) + c(g("bg_color_b")) * pat
+  # Background in the same light, darkened by the head's soft shadow cast away from the light.
+  pat = _background(f, sl, lin, res)[:, None]
+  bg_a = c(g("bg_color_a")) * (0.45 + 0.55 * light)
+  bg_d = c(g("bg_color_b")) * (0.45 + 0.55 * light) - bg_a
   sx, sy = xx - cx + 0.24 * np.cos(az)[:, None, None], yy - cy + 0.24 * np.sin(az)[:, None, None]
-  shadow = np.clip(0.5 - _ellipse_sdf(sx, sy, a + 0.1, b + 0.08) * 8, 0, 1)
-  shadow = np.maximum(shadow, np.clip(0.5 - np.maximum(np.abs(sx) - 0.2, -sy - 0.3) * 8, 0, 1))
-  bg = bg * (0.45 + 0.55 * light) * (1 - 0.6 * shadow)[..., None]
-  photo = img * light * shade[..., None] + (1 - alpha)[..., None] * bg
-  # Sensor noise from a per-example generator seeded by noise_seed (batch independent).
-  seeds, std = np.asarray(f["noise_seed"])[sl], g("noise_std")
-  for i in range(n):
-    photo[i] += std[i] * np.random.default_rng(int(seeds[i])).standard_normal((res, res, 3), np.float32)
+  shadow = np.clip(0.5 - _ellipse_sdf(sx, sy, S * (a + 0.1), S * (b + 0.08)) * 8, 0, 1)
+  shadow = np.maximum(shadow, np.clip(0.5 - np.maximum(np.abs(sx) - 0.22, -sy - 0.35) * 8, 0, 1))
+  photo = img * (light * shade[:, None])
+  photo += (trans * (1 - 0.6 * shadow))[:, None] * (bg_a + bg_d * pat)
+  photo += g("noise_std")[:, None, None, None] * _gaussian_noise(np.asarray(f["noise_seed"])[sl], res)
   return np.clip(photo, 0, 1) * 2 - 1
 
 
@@ -369,14 +414,16 @@ def build(data_config, split: str) -> Dataset:
     raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
   get = data_config.get
   res, seed = get("resolution", 64), get("seed", 0)
-  sizes = ({"v": get("num_v", 7074), "c": get("num_c", 1000)} if split == "train"
-           else {"v": get("num_test", 500), "c": get("num_test", 500)})
-  for name, val in (("resolution", res), *((f"num_{k}", n) for k, n in sizes.items())):
-    if not isinstance(val, (int, np.integer)) or val < 1:
-      raise ValueError(f"config.data.{name}={val!r} must be a positive integer")
+  sizes = ({"v": ("num_v", get("num_v", 7074)), "c": ("num_c", get("num_c", 1000))} if split == "train"
+           else {d: ("num_test", get("num_test", 500)) for d in DOMAINS})
+  for name, val, lo in (("seed", seed, 0), ("resolution", res, 16), *((k, n, 1) for k, n in sizes.values())):
+    if not isinstance(val, (int, np.integer)) or val < lo:
+      raise ValueError(f"config.data.{name}={val!r} must be an integer >= {lo}")
+  if res % 8:
+    raise ValueError(f"config.data.resolution={res} must be a multiple of 8")
   textures = bool(get("textures", True)) and textures_available()
   domains, extras = {}, {}
-  for dom, n in sizes.items():
+  for dom, (_, n) in sizes.items():
     f = sample_factors(n, seed=stream_seed(seed, split, dom), num_identities=get("num_identities", 1),
                        glasses_prob=get("glasses_prob", 0.0), textures=textures)
     domains[dom] = render(f, dom, res)

@@ -1,6 +1,6 @@
 """Benchmarks: each data source with ground truth has an evaluator that scores a method's maps.
 
-``evaluate(method, state, config, test_ds, workdir)`` looks up the evaluator of
+``evaluate(method, state, config, test_ds, workdir, step)`` looks up the evaluator of
 ``config.data.source`` and returns a flat dict of floats computed on the *test* split.
 """
 from __future__ import annotations
@@ -9,12 +9,17 @@ import importlib
 
 BENCHMARKS = {
     "synthetic": "disen_jax.evaluation.synthetic",
+    "synthfaces": "disen_jax.evaluation.faces",
 }
 
 
-def evaluate(method, state, config, test_ds, workdir: str) -> dict[str, float]:
+def evaluate(method, state, config, test_ds, workdir: str | None, step: int | None = None
+             ) -> dict[str, float]:
+  """Scores ``state`` on ``test_ds``; evaluators that draw figures write them under
+  ``workdir/samples`` tagged with ``step``."""
   module = BENCHMARKS.get(config.data.source)
   if module is None:
     return {}
   maps = method.maps(state, config)
-  return importlib.import_module(module).evaluate(maps, test_ds, config=config, workdir=workdir)
+  return importlib.import_module(module).evaluate(maps, test_ds, config=config, workdir=workdir,
+                                                    step=step)

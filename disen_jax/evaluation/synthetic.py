@@ -14,8 +14,8 @@ def correlations(pred_c, pred_r, true_c, true_r) -> np.ndarray:
   return corr_matrix(pred, true)
 
 
-def evaluate(maps, test_ds: Dataset, *, config=None, workdir=None) -> dict[str, float]:
-  del config, workdir
+def evaluate(maps, test_ds: Dataset, *, config=None, workdir=None, step=None) -> dict[str, float]:
+  del config, workdir, step
   v = test_ds.domains["v"]
   corr = correlations(maps["v2c"](v), maps["residual"](v), test_ds.extras["v/c"], test_ds.extras["v/r"])
   return {"abs_rho": float(abs(corr[1, 1])), "abs_rho_c": float(abs(corr[0, 0])),

@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from disen_jax import losses
+
 
 @struct.dataclass
 class State:
@@ -44,3 +46,39 @@ def update(opt: optax.GradientTransformation, params, grads, opt_state):
 
 def global_norm(tree) -> jax.Array:
   return optax.global_norm(tree) if jax.tree_util.tree_leaves(tree) else jnp.zeros(())
+
+
+def disc_apply(module, params, stats, x, *, update: bool = False):
+  """Applies an adversary; returns ``(logits, stats)`` (stats advanced when ``update``)."""
+  variables = {"params": params, **stats}
+  if update and stats:
+    out, new_stats = module.apply(variables, x, update_stats=True, mutable=list(stats))
+    return out, dict(new_stats)
+  return module.apply(variables, x), stats
+
+
+def init_adversary(module, rng, x):
+  """Returns ``(params, stats)`` of a freshly initialized adversary."""
+  variables = dict(module.init(rng, x))
+  return variables.pop("params"), variables
+
+
+def lsgan_adversaries_step(nets, adv_params, stats, judged, opt, opt_state):
+  """One least-squares update of several adversaries (one optimizer over all of them).
+
+  ``judged`` maps an adversary name to ``(real, fake)`` examples; each adversary sees real and
+  fake in one forward pass. Returns ``(params, stats, opt_state, metrics)`` with a metric
+  ``d_<name>`` per adversary.
+  """
+  def loss_fn(params):
+    new_stats, out = {}, {}
+    for name, (real, fake) in judged.items():
+      logits, new_stats[name] = disc_apply(
+          nets[name], params[name], stats[name], jnp.concatenate([real, fake]), update=True)
+      real_l, fake_l = jnp.split(logits, 2)
+      out["d_" + name] = losses.lsgan_discriminator(real_logits=real_l, fake_logits=fake_l)
+    return sum(out.values()), (out, new_stats)
+
+  (_, (metrics, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(adv_params)
+  params, opt_state = update(opt, adv_params, grads, opt_state)
+  return params, new_stats, opt_state, metrics

@@ -85,15 +85,6 @@ def networks(config) -> dict[str, nn.Module]:
   raise ValueError(f"config.model.kind={m.kind!r}: expected 'mlp' or 'resnet'")
 
 
-def disc_apply(module, params, stats, x, *, update: bool = False):
-  """Applies an adversary; returns ``(logits, stats)`` (stats advanced when ``update``)."""
-  variables = {"params": params, **stats}
-  if update and stats:
-    out, new_stats = module.apply(variables, x, update_stats=True, mutable=list(stats))
-    return out, dict(new_stats)
-  return module.apply(variables, x), stats
-
-
 def init(rng, config, batch) -> common.State:
   nets = networks(config)
   keys = jax.random.split(rng, 5)
@@ -103,9 +94,7 @@ def init(rng, config, batch) -> common.State:
   _, r = nets["D"].apply({"params": params["D"]}, v)
   params["E"] = nets["E"].init(keys[1], c, r)["params"]
   for k, name, x in ((keys[2], "A_C", c), (keys[3], "A_V", v)):
-    variables = dict(nets[name].init(k, x))
-    params[name] = variables.pop("params")
-    stats[name] = variables
+    params[name], stats[name] = common.init_adversary(nets[name], k, x)
   opt = common.optimizer(config)
   adv = {n: params[n] for n in ADVERSARIES}
   size = config.history_size
@@ -138,7 +127,7 @@ def cycle_losses(gen_params, state: common.State, batch, *, config):
   adv = gradlib.freeze({n: state.params[n] for n in ADVERSARIES})
 
   def judge(name, x):
-    return disc_apply(nets[name], adv[name], state.stats[name], x)[0]
+    return common.disc_apply(nets[name], adv[name], state.stats[name], x)[0]
 
   # Cycle 1: v -> D -> E.
   d1, e1 = gen_params["D"], gradlib.maybe_freeze(gen_params["E"], frozen)
@@ -187,19 +176,9 @@ def train_step(state: common.State, batch, *, config):
   hist_c, fake_c = historylib.query(state.history["c"], aux["fake_c"], k_c)
   hist_v, fake_v = historylib.query(state.history["v"], aux["fake_v"], k_v)
 
-  def adv_loss(adv):
-    new_stats, out = {}, {}
-    for name, real, fake in (("A_C", batch["c"], fake_c), ("A_V", batch["v"], fake_v)):
-      # One forward over real and fake together.
-      logits, new_stats[name] = disc_apply(
-          nets[name], adv[name], state.stats[name], jnp.concatenate([real, fake]), update=True)
-      real_l, fake_l = jnp.split(logits, 2)
-      out["d_" + name[-1].lower()] = losses.lsgan_discriminator(real_logits=real_l, fake_logits=fake_l)
-    return sum(out.values()), (out, new_stats)
-
-  adv = {n: state.params[n] for n in ADVERSARIES}
-  (_, (d_metrics, new_stats)), adv_grads = jax.value_and_grad(adv_loss, has_aux=True)(adv)
-  adv, opt_state["A"] = common.update(opt, adv, adv_grads, opt_state["A"])
+  adv, new_stats, opt_state["A"], d_metrics = common.lsgan_adversaries_step(
+      nets, {n: state.params[n] for n in ADVERSARIES}, state.stats,
+      {"A_C": (batch["c"], fake_c), "A_V": (batch["v"], fake_v)}, opt, opt_state["A"])
 
   metrics = {"loss_gen": loss, **aux["metrics"], **d_metrics,
              "lr": common.schedule(config.optim, config.num_steps)(state.step)}

@@ -76,21 +76,32 @@ class ResnetTranslator(nn.Module):
 
 
 class PatchGAN(nn.Module):
-  """70x70 PatchGAN with spectral norm. Returns a map of per-patch logits [N, h, w, 1]."""
+  """70x70 PatchGAN. Returns a map of per-patch logits [N, h, w, 1].
+
+  ``norm="spectral"``: spectral norm on every conv (Harley et al.); ``norm="instance"``: the
+  CycleGAN reference (instance norm after every hidden conv but the first).
+  """
   features: int = 64
   num_layers: int = 3
+  norm: str = "spectral"
 
   @nn.compact
   def __call__(self, x, update_stats: bool = False):
-    def sn_conv(h, feats, stride):
-      conv = nn.Conv(feats, (4, 4), strides=(stride, stride), padding=((1, 1), (1, 1)))
-      return nn.SpectralNorm(conv, collection_name=SPECTRAL)(h, update_stats=update_stats)
+    if self.norm not in ("spectral", "instance"):
+      raise ValueError(f"PatchGAN norm={self.norm!r}: expected 'spectral' or 'instance'")
 
-    h = nn.leaky_relu(sn_conv(x, self.features, 2), 0.2)
+    def conv(h, feats, stride, normalize=True):
+      layer = nn.Conv(feats, (4, 4), strides=(stride, stride), padding=((1, 1), (1, 1)))
+      if self.norm == "spectral":
+        return nn.SpectralNorm(layer, collection_name=SPECTRAL)(h, update_stats=update_stats)
+      h = layer(h)
+      return _norm(h) if normalize else h
+
+    h = nn.leaky_relu(conv(x, self.features, 2, normalize=False), 0.2)
     for i in range(1, self.num_layers):
-      h = nn.leaky_relu(sn_conv(h, self.features * min(2 ** i, 8), 2), 0.2)
-    h = nn.leaky_relu(sn_conv(h, self.features * min(2 ** self.num_layers, 8), 1), 0.2)
-    return sn_conv(h, 1, 1)
+      h = nn.leaky_relu(conv(h, self.features * min(2 ** i, 8), 2), 0.2)
+    h = nn.leaky_relu(conv(h, self.features * min(2 ** self.num_layers, 8), 1), 0.2)
+    return conv(h, 1, 1, normalize=False)
 
 
 class MLP(nn.Module):

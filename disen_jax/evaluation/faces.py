@@ -1,0 +1,123 @@
+"""Scores on the procedural faces benchmark (``synthfaces``), all on the test split.
+
+* ``c_fidelity_psnr`` / ``_ssim``: v2c(v) against the exact render of v's face (domain C).
+* ``v_fidelity_psnr`` / ``_ssim``: c2v(c_i, residual(v_j)) against the exact photo with c_i's
+  face and v_j's lighting and background (noise-free: sensor noise cannot be predicted), the
+  mix-and-match of Harley et al.'s Figure 8. A method without a residual (CycleGAN) is scored
+  on c2v(c_i) against the same targets: it cannot take v_j's lighting, and the score says so.
+* ``expression_r2``: R^2 of the 7 expression factors of v recovered from v2c(v) by a CNN
+  regressor trained on exact C renders of a separate factor stream (cached per resolution in
+  ``workdir/eval_cache``); ``expression_r2_renders`` is the same regressor on the exact renders
+  of the test faces: the ceiling.
+* ``residual_r2``: R^2 of a ridge probe from the (spatially averaged) residual features to the
+  lighting (cos, sin of the azimuth, RGB colour), fit on one half of the test V images and scored
+  on the other half. Absent for methods without a residual.
+"""
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+
+from disen_jax import logging as loglib
+from disen_jax.data import Dataset, synthfaces
+from disen_jax.evaluation import metrics
+
+_REGRESSOR_STREAM = 7  # a factor stream no split uses
+_SHARED_KEYS = synthfaces.IDENTITY_KEYS + synthfaces.EXPRESSION_KEYS + synthfaces.ACCESSORY_KEYS
+
+
+def factors(ds: Dataset, domain: str, n: int | None = None) -> dict[str, np.ndarray]:
+  return {k: ds.extras[f"{domain}/{k}"][:n] for k in synthfaces.FACTOR_KEYS}
+
+
+def mix(face: dict, residual: dict) -> dict:
+  """Factors with ``face``'s identity, expression and accessory and ``residual``'s lighting and
+  background, noise-free."""
+  out = {k: face[k] for k in _SHARED_KEYS}
+  out.update({k: residual[k] for k in synthfaces.RESIDUAL_KEYS})
+  out["noise_std"] = np.zeros_like(out["noise_std"])
+  return out
+
+
+def batched(fn, *arrays, size: int = 64):
+  """Applies ``fn`` in chunks of ``size`` and concatenates (pytrees of arrays too)."""
+  outs = [jax.device_get(fn(*[a[i:i + size] for a in arrays])) for i in range(0, len(arrays[0]), size)]
+  return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
+
+
+def expression_regressor(config, workdir: str | None):
+  res, d = config.data.resolution, config.data
+  f = synthfaces.sample_factors(3000, seed=synthfaces.stream_seed(d.seed, "train", "c") + _REGRESSOR_STREAM,
+                                num_identities=d.num_identities, glasses_prob=d.glasses_prob)
+  images, targets = synthfaces.render(f, "c", res), synthfaces.expression_vector(f)
+  kwargs = dict(steps=config.eval.regressor_steps, seed=0)
+  if workdir is None:
+    return metrics.train_regressor(images, targets, **kwargs)
+  path = os.path.join(workdir, "eval_cache", f"expression_regressor_{res}px_{config.eval.regressor_steps}.msgpack")
+  return metrics.get_or_train_regressor(path, images, targets, **kwargs)
+
+
+def _pool(residual) -> np.ndarray:
+  """Residual features -> [n, d]: vectors as they are, feature maps averaged over space."""
+  leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(residual)]
+  return np.concatenate([x.reshape(len(x), -1) if x.ndim == 2 else x.mean(axis=(1, 2)) for x in leaves], 1)
+
+
+def evaluate(maps, test_ds: Dataset, *, config, workdir: str | None = None, step: int | None = None):
+  res = config.data.resolution
+  v, c = test_ds.domains["v"], test_ds.domains["c"]
+  fv, fc = factors(test_ds, "v"), factors(test_ds, "c")
+  out = {}
+
+  gt_c = synthfaces.render(fv, "c", res)
+  pred_c = batched(maps["v2c"], v)
+  out["c_fidelity_psnr"] = metrics.psnr(pred_c, gt_c)
+  out["c_fidelity_ssim"] = metrics.ssim(pred_c, gt_c)
+
+  params, apply_fn = expression_regressor(config, workdir)
+  expr = synthfaces.expression_vector(fv)
+  out["expression_r2"] = metrics.regressor_r2(params, apply_fn, pred_c, expr)
+  out["expression_r2_renders"] = metrics.regressor_r2(params, apply_fn, gt_c, expr)
+
+  n = min(len(v), len(c))
+  residual = None if maps["residual"] is None else batched(maps["residual"], v[:n])
+  if residual is None:
+    pred_v = batched(maps["c2v"], c[:n])
+  else:
+    pred_v = batched(maps["c2v"], c[:n], residual)
+  gt_v = synthfaces.render(mix({k: x[:n] for k, x in fc.items()}, {k: x[:n] for k, x in fv.items()}),
+                           "v", res)
+  out["v_fidelity_psnr"] = metrics.psnr(pred_v, gt_v)
+  out["v_fidelity_ssim"] = metrics.ssim(pred_v, gt_v)
+
+  if residual is not None:
+    feats, light = _pool(residual), synthfaces.lighting_vector(fv)[:n]
+    half = n // 2
+    out["residual_r2"] = metrics.linear_probe_r2(feats[:half], light[:half], feats[half:], light[half:])
+
+  if workdir is not None and step is not None:
+    save_mix_table(maps, test_ds, config, os.path.join(workdir, "samples", f"mix_and_match_{step:08d}.png"))
+  return out
+
+
+def save_mix_table(maps, test_ds: Dataset, config, path: str) -> None:
+  """Expressions (C test images) down the rows, residuals (V test images) across the columns:
+  the model's c2v(c_i, residual(v_j)) on the left, the exact photos on the right."""
+  k = config.eval.num_mix
+  c, v = test_ds.domains["c"][:k], test_ds.domains["v"][:k]
+  fc, fv = factors(test_ds, "c", k), factors(test_ds, "v", k)
+  r = None if maps["residual"] is None else maps["residual"](v)
+  rows_pred, rows_true = [], []
+  blank = -np.ones_like(v[:1])
+  for i in range(k):
+    ci = np.repeat(c[i:i + 1], k, axis=0)
+    pred = np.asarray(maps["c2v"](ci, r) if r is not None else maps["c2v"](ci))
+    true = synthfaces.render(mix({key: np.repeat(x[i:i + 1], k, 0) for key, x in fc.items()}, fv),
+                             "v", config.data.resolution)
+    rows_pred.append(np.concatenate([c[i:i + 1], pred]))
+    rows_true.append(np.concatenate([c[i:i + 1], true]))
+  header = np.concatenate([blank, v])
+  table = np.concatenate([loglib.image_grid([header] + rows_pred), loglib.image_grid([header] + rows_true)], 1)
+  loglib.save_png(path, table)
