@@ -44,7 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_samples = 8
 
   if "test" in args:
-    c.num_steps = 4
+    c.num_steps = 2
     c.batch_size = 16
     c.data.num_train = 256
     c.data.num_test = 128

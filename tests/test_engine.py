@@ -2,8 +2,10 @@
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -146,3 +148,25 @@ def test_cli_trains_with_an_override(tmp_path):
   assert out.returncode == 0, out.stderr[-2000:]
   assert "step 3/3" in out.stdout
   assert json.load(open(tmp_path / "run" / "config.json"))["num_steps"] == 3
+
+
+def test_sigterm_saves_and_the_same_command_resumes(tmp_path):
+  workdir = tmp_path / "run"
+  args = [sys.executable, "-m", "disen_jax.main", "--config=configs/uncoop_synthetic.py:test",
+          "--config.num_steps=100000", "--config.checkpoint_every=100000", "--config.log_every=1",
+          f"--workdir={workdir}"]
+  proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  metrics = workdir / "metrics.jsonl"
+  deadline = time.time() + 120
+  while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 5):
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 130, err[-2000:]
+  assert "SIGTERM" in err and "rerun the same command to resume" in err
+  saved = ckptlib.Checkpointer(str(workdir)).latest_step()
+  assert saved is not None and saved >= 5
+  out = _main("--config=configs/uncoop_synthetic.py:test", f"--config.num_steps={saved + 2}",
+              "--config.checkpoint_every=100000", f"--workdir={workdir}")
+  assert out.returncode == 0 and f"Resumed from" in out.stdout and f"step {saved + 2}/" in out.stdout
