@@ -47,6 +47,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   c.eval.regressor_steps = 2000
+  c.eval.cache_dir = ""  # where the expression regressor is cached; "" = WORKDIR/eval_cache
   c.eval.num_mix = 6  # rows/columns of the mix-and-match table
 
   c.log_every = 100
@@ -55,14 +56,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_samples = 8
 
   if "cpu" in args:
-    c.batch_size = 8
+    c.batch_size = 4
     c.num_steps = 3000
     c.data.resolution = 32
     c.data.num_test = 300
     c.model.features = 16
     c.model.num_blocks = 4
     c.model.disc_features = 32
-    c.eval.regressor_steps = 800
+    c.eval.regressor_steps = 500
     c.log_every = 50
     c.eval_every = 1000
     c.checkpoint_every = 500

@@ -110,7 +110,7 @@ def global_batch(ds, config, step: int, sharding) -> dict:
 def write_samples(method, state, config, test_ds, workdir: str, step: int) -> None:
   n = min(config.num_samples, *test_ds.sizes().values())
   batch = {k: v[:n] for k, v in test_ds.domains.items()}
-  rows = jax.device_get(method.sample(state, batch, config=config))
+  rows = {k: np.asarray(v) for k, v in method.sample(state, batch, config=config).items()}  # keep order
   loglib.save_grid(os.path.join(workdir, "samples", f"translations_{step:08d}.png"), rows)
 
 

@@ -3,18 +3,21 @@ the procedural faces benchmark, with the same data, networks' budget and steps, 
 
   python experiments/faces_fidelity.py --out=experiments/results/faces_fidelity
 
-Each run goes through the library's engine (``train.train_and_evaluate``) in its own workdir
-under ``--runs`` (checkpoints, samples; not committed), so an interrupted comparison resumes
-where it stopped when rerun. Writes ``results.json`` ({method: {seed: {metric: value}}}),
+Each run is the library's own command (``python -m disen_jax.main``) in its own workdir under
+``--runs`` (checkpoints, samples; not committed), ``--parallel`` at a time (XLA's CPU convolutions
+keep about one core busy per process), so an interrupted comparison resumes where it stopped
+when rerun. The expression regressor is trained once, before the runs, and shared. Writes ``results.json`` ({method: {seed: {metric: value}}}),
 ``results.md`` (mean +- std per metric) and, for the first seed, each method's final
 mix-and-match table and translation grid.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import glob
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -25,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from configs import cyclegan_faces, uncoop_faces  # pylint: disable=g-import-not-at-top
-from disen_jax import train
+from disen_jax.evaluation import faces
 
 _OUT = flags.DEFINE_string("out", "experiments/results/faces_fidelity", "Results directory.")
 _RUNS = flags.DEFINE_string("runs", "/tmp/faces_fidelity_runs", "Workdirs of the runs.")
@@ -33,21 +36,51 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (network init and ba
 _VARIANT = flags.DEFINE_string("variant", "cpu", "Config variant of both configs.")
 _STEPS = flags.DEFINE_integer("steps", None, "Override num_steps (same for every method).")
 _METHODS = flags.DEFINE_list("methods", ["uncooperative", "cooperative", "cyclegan"], "Methods.")
+_PARALLEL = flags.DEFINE_integer("parallel", 2, "Runs at a time.")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 METRICS = ("expression_r2", "c_fidelity_psnr", "c_fidelity_ssim", "v_fidelity_psnr", "v_fidelity_ssim",
            "residual_r2", "expression_r2_renders")
 
 
-def make_config(method: str, seed: int):
+def config_arg(method: str) -> str:
   if method == "cyclegan":
-    config = cyclegan_faces.get_config(_VARIANT.value)
-  else:
-    config = uncoop_faces.get_config(_VARIANT.value + (",cooperative" if method == "cooperative" else ""))
-  config.seed = seed
-  if _STEPS.value:
-    config.num_steps = _STEPS.value
-  config.eval_every = config.num_steps  # evaluate once, at the end
+    return f"configs/cyclegan_faces.py:{_VARIANT.value}"
+  return f"configs/uncoop_faces.py:{_VARIANT.value}" + (",cooperative" if method == "cooperative" else "")
+
+
+def overrides(seed: int) -> dict:
+  steps = _STEPS.value or uncoop_faces.get_config(_VARIANT.value).num_steps
+  return {"seed": seed, "num_steps": steps, "eval_every": steps,  # evaluate once, at the end
+          "eval.cache_dir": os.path.join(os.path.abspath(_RUNS.value), "eval_cache")}
+
+
+def make_config(method: str, seed: int):
+  """The config a run uses (for its description; the run itself goes through the CLI)."""
+  arg = config_arg(method).split(":")[1]
+  config = (cyclegan_faces if method == "cyclegan" else uncoop_faces).get_config(arg)
+  for key, value in overrides(seed).items():
+    node = config
+    *path, leaf = key.split(".")
+    for p in path:
+      node = node[p]
+    node[leaf] = value
   return config
+
+
+def run(method: str, seed: int) -> float:
+  """Trains (or resumes) one run with the library's command; returns its wall time."""
+  workdir = os.path.join(os.path.abspath(_RUNS.value), f"{method}_seed{seed}")
+  cmd = [sys.executable, "-m", "disen_jax.main", f"--config={config_arg(method)}", f"--workdir={workdir}",
+         *[f"--config.{k}={v}" for k, v in overrides(seed).items()]]
+  t = time.time()
+  with open(workdir + ".log", "a") as log:
+    subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+  with open(os.path.join(workdir, "eval_final.json")) as f:
+    final = json.load(f)
+  print(f"{method} seed {seed} ({time.time() - t:.0f} s): "
+        + ", ".join(f"{k}={v:.3f}" for k, v in sorted(final.items())), flush=True)
+  return time.time() - t
 
 
 def summarize(results: dict) -> list[str]:
@@ -68,22 +101,20 @@ def main(argv):
   out, t0 = _OUT.value, time.time()
   os.makedirs(out, exist_ok=True)
   os.makedirs(_RUNS.value, exist_ok=True)
-  results, seconds = {}, {}
-  for method in _METHODS.value:
-    for seed in seeds:
-      workdir = os.path.join(_RUNS.value, f"{method}_seed{seed}")
-      config = make_config(method, seed)
-      t = time.time()
-      _, final = train.train_and_evaluate(config, workdir)
-      seconds[f"{method}/{seed}"] = time.time() - t
-      results.setdefault(method, {})[str(seed)] = final
-      print(f"{method} seed {seed}: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(final.items())),
-            flush=True)
-      if seed == seeds[0]:
-        for kind in ("mix_and_match", "translations"):
-          pngs = sorted(glob.glob(os.path.join(workdir, "samples", f"{kind}_*.png")))
-          if pngs:
-            shutil.copy(pngs[-1], os.path.join(out, f"{method}_{kind}.png"))
+  faces.expression_regressor(make_config("uncooperative", seeds[0]), None)  # train + cache once
+  runs = [(method, seed) for method in _METHODS.value for seed in seeds]
+  with concurrent.futures.ThreadPoolExecutor(_PARALLEL.value) as pool:
+    seconds = dict(zip([f"{m}/{s}" for m, s in runs], pool.map(lambda ms: run(*ms), runs)))
+  results = {}
+  for method, seed in runs:
+    workdir = os.path.join(_RUNS.value, f"{method}_seed{seed}")
+    with open(os.path.join(workdir, "eval_final.json")) as f:
+      results.setdefault(method, {})[str(seed)] = json.load(f)
+    if seed == seeds[0]:
+      for kind in ("mix_and_match", "translations"):
+        pngs = sorted(glob.glob(os.path.join(workdir, "samples", f"{kind}_*.png")))
+        if pngs:
+          shutil.copy(pngs[-1], os.path.join(out, f"{method}_{kind}.png"))
   total = time.time() - t0
   config = make_config("uncooperative", seeds[0])
   with open(os.path.join(out, "results.json"), "w") as f:

@@ -69,6 +69,13 @@ def test_mix_is_face_of_one_and_residual_of_the_other():
   np.testing.assert_array_equal(synthfaces.render(m, "c", 32), synthfaces.render(a, "c", 32))
 
 
+def test_batched_chunks_pytree_arguments():
+  x = np.arange(10.0)[:, None]
+  tree = [np.arange(10.0), 2 * np.arange(10.0)]
+  out = faces.batched(lambda a, t: a[:, 0] + t[0] + t[1], x, tree, size=3)
+  np.testing.assert_array_equal(out, 4 * np.arange(10.0))
+
+
 def test_faces_metrics_of_the_exact_maps_are_perfect():
   """An oracle that returns the exact renders scores the ceiling on the fidelity metrics."""
   config = load_config("uncoop_faces", "test")

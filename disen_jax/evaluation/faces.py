@@ -7,7 +7,7 @@
   on c2v(c_i) against the same targets: it cannot take v_j's lighting, and the score says so.
 * ``expression_r2``: R^2 of the 7 expression factors of v recovered from v2c(v) by a CNN
   regressor trained on exact C renders of a separate factor stream (cached per resolution in
-  ``workdir/eval_cache``); ``expression_r2_renders`` is the same regressor on the exact renders
+  ``config.eval.cache_dir`` or ``workdir/eval_cache``); ``expression_r2_renders`` is the same regressor on the exact renders
   of the test faces: the ceiling.
 * ``residual_r2``: R^2 of a ridge probe from the (spatially averaged) residual features to the
   lighting (cos, sin of the azimuth, RGB colour), fit on one half of the test V images and scored
@@ -42,8 +42,11 @@ def mix(face: dict, residual: dict) -> dict:
 
 
 def batched(fn, *arrays, size: int = 64):
-  """Applies ``fn`` in chunks of ``size`` and concatenates (pytrees of arrays too)."""
-  outs = [jax.device_get(fn(*[a[i:i + size] for a in arrays])) for i in range(0, len(arrays[0]), size)]
+  """Applies ``fn`` to chunks of ``size`` examples of every argument (arrays or pytrees of
+  arrays) and concatenates the outputs."""
+  n = len(jax.tree_util.tree_leaves(arrays[0])[0])
+  chunk = lambda i: jax.tree_util.tree_map(lambda a: a[i:i + size], arrays)
+  outs = [jax.device_get(fn(*chunk(i))) for i in range(0, n, size)]
   return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
 
 
@@ -52,11 +55,12 @@ def expression_regressor(config, workdir: str | None):
   f = synthfaces.sample_factors(3000, seed=synthfaces.stream_seed(d.seed, "train", "c") + _REGRESSOR_STREAM,
                                 num_identities=d.num_identities, glasses_prob=d.glasses_prob)
   images, targets = synthfaces.render(f, "c", res), synthfaces.expression_vector(f)
-  kwargs = dict(steps=config.eval.regressor_steps, seed=0)
-  if workdir is None:
+  kwargs = dict(steps=config.eval.regressor_steps, batch_size=32, seed=0)
+  cache_dir = config.eval.cache_dir or (workdir and os.path.join(workdir, "eval_cache"))
+  if not cache_dir:
     return metrics.train_regressor(images, targets, **kwargs)
-  path = os.path.join(workdir, "eval_cache", f"expression_regressor_{res}px_{config.eval.regressor_steps}.msgpack")
-  return metrics.get_or_train_regressor(path, images, targets, **kwargs)
+  name = f"expression_regressor_{res}px_{config.eval.regressor_steps}steps_seed{d.seed}.msgpack"
+  return metrics.get_or_train_regressor(os.path.join(cache_dir, name), images, targets, **kwargs)
 
 
 def _pool(residual) -> np.ndarray:
