@@ -1,22 +1,13 @@
 """CycleGAN (reference defaults) on the procedural faces benchmark: the same data, variants
 (``:cpu``, ``:test``), budget and schedule as ``uncoop_faces.py``, with CycleGAN's networks and
 losses (instance-norm PatchGAN, cycle weight 10, identity weight 0.5)."""
-import importlib.util
-import os
-
-
-def _uncoop_faces():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "uncoop_faces.py")
-  spec = importlib.util.spec_from_file_location("uncoop_faces_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from disen_jax.config_utils import sibling_config
 
 
 def get_config(arg: str | None = None):
   if "cooperative" in (arg or ""):
     raise ValueError("cyclegan_faces.py has no 'cooperative' variant: CycleGAN is always cooperative")
-  c = _uncoop_faces().get_config(arg)
+  c = sibling_config(__file__, "uncoop_faces", arg)
   c.method = "cyclegan"
   del c["cooperative"], c["sequential"]
   del c.model["r_emit_after"]

@@ -7,23 +7,16 @@ point at the CMP Facades copy in ``../shared/data/facades``; for your own data:
   python -m disen_jax.main --config=configs/uncoop_facades.py:cpu --workdir=runs/mine \
       --config.data.folders.v=/path/to/photos --config.data.folders.c=/path/to/renders
 """
-import importlib.util
 import os
+
+from disen_jax.config_utils import sibling_config
 
 _FACADES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                          "shared", "data", "facades"))
 
 
-def _uncoop_faces():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "uncoop_faces.py")
-  spec = importlib.util.spec_from_file_location("uncoop_faces_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def get_config(arg: str | None = None):
-  c = _uncoop_faces().get_config(arg)
+  c = sibling_config(__file__, "uncoop_faces", arg)
   res = {"cpu": 64, "test": 16}
   resolution = next((res[a] for a in (arg or "").split(",") if a in res), 256)
   c.data = type(c.data)(dict(source="folders", folders={"v": os.path.join(_FACADES, "A"),
