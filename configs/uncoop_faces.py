@@ -57,7 +57,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   if "cpu" in args:
     c.batch_size = 4
-    c.num_steps = 3000
+    c.num_steps = 2500
     c.data.resolution = 32
     c.data.num_test = 300
     c.model.features = 16
@@ -65,7 +65,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.disc_features = 32
     c.eval.regressor_steps = 500
     c.log_every = 50
-    c.eval_every = 1000
+    c.eval_every = 1250
     c.checkpoint_every = 500
   if "test" in args:
     c.batch_size = 8
