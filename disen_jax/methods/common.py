@@ -44,10 +44,6 @@ def update(opt: optax.GradientTransformation, params, grads, opt_state):
   return optax.apply_updates(params, updates), opt_state
 
 
-def global_norm(tree) -> jax.Array:
-  return optax.global_norm(tree) if jax.tree_util.tree_leaves(tree) else jnp.zeros(())
-
-
 def disc_apply(module, params, stats, x, *, update: bool = False):
   """Applies an adversary; returns ``(logits, stats)`` (stats advanced when ``update``)."""
   variables = {"params": params, **stats}
