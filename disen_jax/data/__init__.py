@@ -1,20 +1,29 @@
-"""Data sources and the batching pipeline.
+"""Data sources and the input pipeline.
 
 A *source* is a function ``build(data_config, split) -> Dataset`` registered by name with
-``@register("name")``; the engine looks it up from ``config.data.source``. A ``Dataset`` holds one
+``@register("name")``; the engine looks it up from ``config.data.source`` (``"cycle_gan/facades"``
+finds the source ``cycle_gan``, which reads the part after the slash). A ``Dataset`` holds one
 array per domain (``{"v": [N, ...], "c": [M, ...]}``: unpaired domains may have different sizes)
 and, for evaluation only, ground-truth arrays aligned with a domain (``extras["v/factors"]``).
-Images are float32 NHWC in [-1, 1]; vectors are float32 [N, D].
+Images are float32 NHWC in [-1, 1]; vectors are float32 [N, D]; labels are int32 [N].
 
-Batches are a pure function of (seed, step): each domain is read in a fresh seeded permutation
-per epoch, so a resumed run sees exactly the batches an uninterrupted run would have seen.
+A domain is either an in-memory numpy array (procedural and small sources) or a ``lazy.Column``
+that decodes one example at a time (files, tfds records): large datasets are never held in
+memory as float32. ``build(config.data, "train")`` keeps the source's choice; every other split
+is materialized into numpy arrays, because evaluators read test sets whole (sources cap their
+test splits with ``config.data.num_test``). ``config.data.domains`` (optional) picks and renames
+a source's domains for a method, e.g. ``{"v": "a", "c": "b"}`` (method's name: source's name).
+
+Training batches come from ``pipeline.local_batches`` (grain): see ``disen_jax/data/pipeline.py``.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+
+from disen_jax.data import lazy
 
 SOURCES: dict[str, Callable[..., "Dataset"]] = {}
 
@@ -31,7 +40,7 @@ def register(name: str):
 
 @dataclasses.dataclass
 class Dataset:
-  domains: dict[str, np.ndarray]
+  domains: dict[str, Any]  # name -> np.ndarray [N, ...] or lazy.Column
   extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
   paired: bool = False  # paired domains share one index per example
 
@@ -47,54 +56,67 @@ class Dataset:
   def sizes(self) -> dict[str, int]:
     return {k: len(v) for k, v in self.domains.items()}
 
+  def select(self, names: Sequence[str]) -> "Dataset":
+    """Only the domains ``names`` (and their extras), e.g. those a method trains on."""
+    keep = lambda key: key.split("/")[0] in names
+    return Dataset({n: self.domains[n] for n in names}, {k: v for k, v in self.extras.items() if keep(k)},
+                   self.paired)
+
+  def rename(self, mapping: Mapping[str, str], field: str = "config.data.domains") -> "Dataset":
+    """The domains ``mapping`` names (new name -> this dataset's name), renamed, with their extras."""
+    missing = sorted(old for old in mapping.values() if old not in self.domains)
+    if missing:
+      raise ValueError(f"{field}={dict(mapping)!r} names domain(s) {missing} that the source does "
+                       f"not have; it has {sorted(self.domains)}")
+    extras = {f"{new}/{k.split('/', 1)[1]}": v for new, old in mapping.items()
+              for k, v in self.extras.items() if k.split("/")[0] == old}
+    return Dataset({new: self.domains[old] for new, old in mapping.items()}, extras, self.paired)
+
+  def materialize(self, data_config=None) -> "Dataset":
+    """The same dataset with every lazy domain decoded into a numpy array."""
+    if not any(isinstance(v, lazy.Column) for v in self.domains.values()):
+      return self
+    domains = lazy.materialize(self.domains, threads=lazy.num_threads(data_config))
+    return Dataset(domains, self.extras, self.paired)
+
+
+def split_limit(data_config, split: str) -> int:
+  """``config.data.num_train`` / ``num_test``: how many examples of ``split`` to keep (0 = all)."""
+  field = "num_train" if split == "train" else "num_test"
+  limit = data_config.get(field, 0)
+  if not isinstance(limit, (int, np.integer)) or isinstance(limit, bool) or limit < 0:
+    raise ValueError(f"config.data.{field}={limit!r} must be an int >= 0 (0 = all)")
+  return int(limit)
+
+
+def capped(examples: lazy.Examples, data_config, split: str) -> lazy.Examples:
+  """The first ``split_limit`` examples (all if the limit is 0)."""
+  limit = split_limit(data_config, split)
+  return examples.subset(np.arange(min(limit, len(examples)))) if limit else examples
+
+
+def source_name(data_config) -> tuple[str, str | None]:
+  """``("cycle_gan", "facades")`` for ``config.data.source = "cycle_gan/facades"``."""
+  name, _, sub = str(data_config.source).partition("/")
+  return name, sub or None
+
 
 def build(data_config, split: str) -> Dataset:
   """Builds ``split`` ('train' | 'test') of the source named by ``data_config.source``."""
   # Importing the modules registers the built-in sources.
   from disen_jax.data import sources  # noqa: F401  pylint: disable=g-import-not-at-top
 
-  name = data_config.source
+  full = data_config.source
+  name = full if full in SOURCES else source_name(data_config)[0]
   if name not in SOURCES:
     raise ValueError(
-        f"config.data.source={name!r} is not a known data source; known: {sorted(SOURCES)}")
-  return SOURCES[name](data_config, split)
+        f"config.data.source={full!r} is not a known data source; known: {sorted(SOURCES)}")
+  ds = SOURCES[name](data_config, split)
+  if data_config.get("domains"):
+    ds = ds.rename(data_config.domains)
+  return ds if split == "train" else ds.materialize(data_config)
 
 
-def _epoch_indices(seed: int, domain_id: int, epoch: int, n: int) -> np.ndarray:
-  rng = np.random.default_rng([seed, domain_id, epoch])
-  return rng.permutation(n)
-
-
-def batch_indices(n: int, batch_size: int, step: int, *, seed: int, domain_id: int = 0) -> np.ndarray:
-  """Indices of the examples of global batch ``step`` in a domain of ``n`` examples.
-
-  Each epoch is a fresh permutation seeded by (seed, domain_id, epoch); a batch that runs past
-  the end of an epoch continues into the next one.
-  """
-  start = step * batch_size
-  out = []
-  while len(out) < batch_size:
-    epoch, offset = divmod(start + len(out), n)
-    perm = _epoch_indices(seed, domain_id, epoch, n)
-    out.extend(perm[offset:offset + batch_size - len(out)].tolist())
-  return np.asarray(out, dtype=np.int64)
-
-
-def get_batch(ds: Dataset, batch_size: int, step: int, *, seed: int,
-              process_index: int = 0, process_count: int = 1) -> dict[str, np.ndarray]:
-  """The part of global batch ``step`` that this process loads (all of it on one host).
-
-  Every process computes the same global indices and keeps its contiguous slice, so the global
-  batch assembled with ``jax.make_array_from_process_local_data`` is the same for any number of
-  processes.
-  """
-  if batch_size % process_count:
-    raise ValueError(f"config.batch_size={batch_size} is not divisible by the {process_count} processes")
-  local = batch_size // process_count
-  sl = slice(process_index * local, (process_index + 1) * local)
-  out = {}
-  for i, (name, arr) in enumerate(sorted(ds.domains.items())):
-    n = len(arr)
-    idx = batch_indices(n, batch_size, step, seed=seed, domain_id=0 if ds.paired else i)
-    out[name] = arr[idx[sl]]
-  return out
+# The pipeline (imported last: it uses Dataset).
+from disen_jax.data.pipeline import (  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+    batch_indices, get_batch, iterator, local_batches)

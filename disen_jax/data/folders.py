@@ -17,26 +17,28 @@ sort (``2.jpg`` before ``10.jpg``).
 
 Each image is EXIF-rotated, converted to RGB (alpha dropped, grayscale replicated) or to one
 channel, its shorter side resized to ``resolution`` (bicubic) and center-cropped to a
-``resolution`` x ``resolution`` square, then scaled to float32 in [-1, 1]. Loading uses a
-thread pool. Every problem (missing folder or split, empty folder, unreadable file, unmatched
-pair) raises a ``ValueError`` naming the config field or file before any training starts.
+``resolution`` x ``resolution`` square, then scaled to float32 in [-1, 1] (``images.py``; with
+``load_size`` set, train images are decoded at that size and random-cropped by the pipeline).
+The train split is decoded lazily, one image at a time in the input pipeline's threads, so a
+folder of any size fits; other splits are decoded whole (``data.build``). Every problem (missing
+folder or split, empty folder, unreadable file, unmatched pair) raises a ``ValueError`` naming
+the config field or file before any training starts: every file's header is read up front.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import re
 from typing import Mapping
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from disen_jax.data import Dataset, register
+from disen_jax.data import Dataset, images, lazy, register
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
-def _natural_key(name: str):
+def natural_key(name: str):
   return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
@@ -45,7 +47,7 @@ def list_images(folder: str) -> list[str]:
   names = [f for f in os.listdir(folder)
            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
            and os.path.isfile(os.path.join(folder, f))]
-  return [os.path.join(folder, f) for f in sorted(names, key=_natural_key)]
+  return [os.path.join(folder, f) for f in sorted(names, key=natural_key)]
 
 
 def load_image(path: str, resolution: int, channels: int = 3) -> np.ndarray:
@@ -54,24 +56,8 @@ def load_image(path: str, resolution: int, channels: int = 3) -> np.ndarray:
   Shorter side resized to ``resolution`` (bicubic), then center-cropped; RGB (alpha dropped)
   or grayscale for ``channels=1``. Raises ``ValueError`` naming ``path`` if it cannot be read.
   """
-  if channels not in (1, 3):
-    raise ValueError(f"channels must be 1 or 3, got {channels}")
-  try:
-    with Image.open(path) as img:
-      img = ImageOps.exif_transpose(img)
-      img = img.convert("L" if channels == 1 else "RGB")
-      w, h = img.size
-      scale = resolution / min(w, h)
-      size = (max(resolution, round(w * scale)), max(resolution, round(h * scale)))
-      if size != (w, h):
-        img = img.resize(size, Image.Resampling.BICUBIC)
-      left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
-      img = img.crop((left, top, left + resolution, top + resolution))
-      arr = np.asarray(img, np.float32)
-  except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"cannot read image file {path}: {e}") from e
-  arr = arr.reshape(resolution, resolution, channels)
-  return arr / 127.5 - 1.0
+  images.check_channels(channels, "channels")
+  return images.from_pil(images.open_image(path), size=resolution, channels=channels)
 
 
 def save_image(path: str, array) -> None:
@@ -93,11 +79,7 @@ def save_image(path: str, array) -> None:
 def load_images(paths: list[str], resolution: int, channels: int = 3,
                 max_workers: int | None = None) -> np.ndarray:
   """``load_image`` over ``paths`` with a thread pool: float32 [len(paths), R, R, channels]."""
-  out = np.empty((len(paths), resolution, resolution, channels), np.float32)
-  with concurrent.futures.ThreadPoolExecutor(max_workers) as pool:
-    for i, arr in enumerate(pool.map(lambda p: load_image(p, resolution, channels), paths)):
-      out[i] = arr
-  return out
+  return np.stack(images.check_files(paths, lambda p: load_image(p, resolution, channels), max_workers))
 
 
 def _resolve_folder(domain: str, folder: str, split: str, split_subdirs) -> str:
@@ -140,21 +122,18 @@ def _pair(files: Mapping[str, list[str]], folders: Mapping[str, str]) -> dict[st
 
 @register("folders")
 def build(data_config, split: str) -> Dataset:
-  """Reads split ``split`` of every domain in ``data_config.folders`` (see the module docstring)."""
+  """Split ``split`` of every domain in ``data_config.folders``, decoded lazily (see the module
+  docstring)."""
   folders = data_config.get("folders")
   if not folders or not hasattr(folders, "items"):
     raise ValueError("config.data.folders must map domain names to image folders, "
                      f"e.g. {{'v': '/data/A', 'c': '/data/B'}}; got {folders!r}")
-  resolution = data_config.get("resolution")
-  if not isinstance(resolution, int) or resolution < 1:
-    raise ValueError(f"config.data.resolution must be a positive int, got {resolution!r}")
-  channels = data_config.get("channels", 3)
-  if channels not in (1, 3):
-    raise ValueError(f"config.data.channels must be 1 or 3, got {channels!r}")
+  size = images.decode_size(data_config, split)
+  channels = images.check_channels(data_config.get("channels", 3))
   paired = bool(data_config.get("paired", False))
   split_subdirs = data_config.get("split_subdirs", None)
 
-  # Validate everything cheap (folders, listings, pairing) before decoding any image.
+  # Validate everything cheap (folders, listings, pairing, file headers) before decoding.
   dirs, files = {}, {}
   for domain, folder in folders.items():
     dirs[domain] = _resolve_folder(domain, os.path.expanduser(str(folder)), split, split_subdirs)
@@ -164,5 +143,13 @@ def build(data_config, split: str) -> Dataset:
                        f"in {dirs[domain]!r}")
   if paired:
     files = _pair(files, dirs)
-  domains = {d: load_images(paths, resolution, channels) for d, paths in files.items()}
-  return Dataset(domains=domains, paired=paired)
+  images.check_files([p for paths in files.values() for p in paths])
+  load = lambda path: load_image(path, size, channels)
+  if paired:
+    names = list(files)
+    examples = lazy.Examples(list(zip(*files.values())), lambda ps: dict(zip(names, map(load, ps))),
+                             what=f"config.data.folders ({split})")
+    return Dataset(domains=examples.columns(), paired=True)
+  domains = {d: lazy.Examples(paths, lambda p: {"image": load(p)}, what=dirs[d]).columns()["image"]
+             for d, paths in files.items()}
+  return Dataset(domains=domains)
