@@ -2,9 +2,19 @@
 
 Every config field can be overridden, e.g. ``--config.optim.lr=1e-4``; an unknown field or a
 value of the wrong type is an error that names it.
+
+``--mode=prepare --config=...`` downloads and prepares the tfds datasets the config reads (needs
+TensorFlow: ``pip install -e '.[prepare]'``); training then reads them without TensorFlow.
+
+Many hosts: run the same command on every host with ``--multihost`` (or ``DISEN_JAX_MULTIHOST=1``
+in the environment, as on a scheduler). ``--coordinator_address``, ``--num_processes`` and
+``--process_id`` default to ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
+``JAX_PROCESS_ID``; with none set, ``jax.distributed.initialize`` detects the cluster (Cloud TPU,
+Slurm, Open MPI).
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app
@@ -15,29 +25,33 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/uncoop_faces.py:cpu.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "translate"],
-                          "train: train (or resume) and evaluate; translate: translate a folder.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "translate", "prepare"],
+                          "train: train (or resume) and evaluate; translate: translate a folder; "
+                          "prepare: download and prepare the config's tfds datasets.")
 _INPUT = flags.DEFINE_string("input", None, "translate: folder of input images.")
 _OUTPUT = flags.DEFINE_string("output", None, "translate: folder for the outputs.")
 _DIRECTION = flags.DEFINE_enum("direction", "v2c", ["v2c", "c2v"], "translate: direction.")
 _RESIDUAL_FROM = flags.DEFINE_string("residual_from", None,
                                      "translate c2v (uncoop): the V image whose residual to use.")
-_MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first.")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multihost).")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multihost).")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multihost).")
+_MULTIHOST = flags.DEFINE_bool("multihost", os.environ.get("DISEN_JAX_MULTIHOST", "") not in ("", "0"),
+                               "Call jax.distributed.initialize() first (env DISEN_JAX_MULTIHOST=1).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", os.environ.get("JAX_COORDINATOR_ADDRESS"),
+                                   "host:port of process 0 (multihost; env JAX_COORDINATOR_ADDRESS).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", os.environ.get("JAX_NUM_PROCESSES"),
+                                      "Number of processes (multihost; env JAX_NUM_PROCESSES).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", os.environ.get("JAX_PROCESS_ID"),
+                                   "This process's index (multihost; env JAX_PROCESS_ID).")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  import jax  # pylint: disable=g-import-not-at-top
+  from disen_jax import train  # pylint: disable=g-import-not-at-top  (does not start JAX)
 
   if _MULTIHOST.value:
-    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
-                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
-  from disen_jax import train  # pylint: disable=g-import-not-at-top
+    train.initialize_distributed(coordinator_address=_COORDINATOR.value,
+                                 num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
 
   try:
     if _MODE.value == "translate":
@@ -51,6 +65,11 @@ def main(argv):
       return
     if _CONFIG.value is None:
       raise app.UsageError("--config is required, e.g. --config=configs/uncoop_faces.py:cpu")
+    if _MODE.value == "prepare":
+      from disen_jax.data import tfds_sources  # pylint: disable=g-import-not-at-top
+      for name in tfds_sources.prepare(_CONFIG.value.data):
+        print(f"prepared tfds dataset {name}")
+      return
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (train.Interrupted, train.NonFiniteLossError, ValueError, FileNotFoundError,
           NotADirectoryError) as e:
