@@ -10,8 +10,9 @@ else
   gcloud compute tpus tpu-vm scp /tmp/disen_jax.tgz "$TPU_NAME":~ --zone="$ZONE" --worker=all
   tpu_ssh "rm -rf ~/disen_jax && mkdir ~/disen_jax && tar -C ~/disen_jax -xzf ~/disen_jax.tgz"
 fi
-# Data: synthfaces is generated on each worker; for folders or tfds data, mount a bucket
-# (gcsfuse) or copy it here, e.g.:
+# Data: synthfaces is generated on each worker. tfds datasets are prepared once into the bucket
+# (prepare.sh) and read from /mnt/gcs. Image folders, pix2pix folders and Cars3D files go in the
+# bucket too (every worker reads only its share of each batch), or are copied to each worker:
 #   tpu_ssh "gsutil -m cp -r gs://YOUR_BUCKET/facades ~/data/"
 # The workdir must be shared by all workers (orbax writes one checkpoint from all processes):
 tpu_ssh "sudo mkdir -p /mnt/gcs && (mountpoint -q /mnt/gcs || (which gcsfuse >/dev/null || \

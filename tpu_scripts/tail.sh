@@ -2,4 +2,4 @@
 # Shows the progress line of worker 0 (the only one that logs).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone="$ZONE" --worker=0 --command="tail -f ~/train.log"
+tpu_ssh "tail -f ~/train.log" 0
