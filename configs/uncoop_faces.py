@@ -41,6 +41,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.disc_layers = 3
   c.model.v_channels = 3
   c.model.c_channels = 3
+  # How convolutions are computed (same parameters, same numbers): "auto" = the CPU formulations
+  # of disen_jax.nn.convs on a CPU backend, XLA's convolutions elsewhere; or "cpu" / "lax".
+  c.model.conv_impl = "auto"
 
   c.loss = ml_collections.ConfigDict(dict(v=10.0, c=10.0, r=0.1, gan=1.0))
   c.optim = ml_collections.ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999, hold_fraction=0.5))

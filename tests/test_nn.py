@@ -1,10 +1,12 @@
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from disen_jax import history
-from disen_jax.nn import MLP, PatchGAN, ResnetTranslator
+from disen_jax.nn import MLP, Down, PatchGAN, ResnetTranslator, Up
 from disen_jax.nn.layers import SPECTRAL
 
 KEY = jax.random.PRNGKey(0)
@@ -83,3 +85,17 @@ def test_history_disabled_passes_through():
   batch = jnp.ones((3, 2))
   _, out = history.query(pool, batch, KEY)
   chex.assert_trees_all_equal(out, batch)
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 5), (1, 4, 6, 3)])
+def test_up_and_down_equal_flax_transposed_conv_and_conv(shape):
+  x = jax.random.normal(jax.random.PRNGKey(1), shape)
+  for fast in (False, True):
+    up = Up(7, phases=fast)
+    params = up.init(jax.random.PRNGKey(2), x)
+    ref = nn.ConvTranspose(7, (4, 4), strides=(2, 2), padding="SAME").apply(params, x)
+    np.testing.assert_allclose(up.apply(params, x), ref, atol=1e-5)
+    down = Down(7, im2col=fast)
+    params = down.init(jax.random.PRNGKey(3), x)
+    ref = nn.Conv(7, (4, 4), strides=(2, 2), padding="SAME").apply(params, x)
+    np.testing.assert_allclose(down.apply(params, x), ref, atol=1e-5)

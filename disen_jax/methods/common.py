@@ -9,6 +9,7 @@ import optax
 from flax import struct
 
 from disen_jax import losses
+from disen_jax.nn import IMPLS
 
 
 @struct.dataclass
@@ -33,6 +34,25 @@ def schedule(optim, num_steps: int) -> optax.Schedule:
 def optimizer(config) -> optax.GradientTransformation:
   o = config.optim
   return optax.adam(schedule(o, config.num_steps), b1=o.b1, b2=o.b2)
+
+
+def conv_impl(config) -> str:
+  """``config.model.conv_impl``, checked: how the networks compute their convolutions
+  (``nn.convs``; the same parameters and numbers either way)."""
+  impl = config.model.conv_impl
+  if impl not in IMPLS:
+    raise ValueError(f"config.model.conv_impl={impl!r}: expected one of {IMPLS}")
+  return impl
+
+
+def compiler_options() -> dict:
+  """XLA options for jitting a train step on this backend. On CPU, XLA's default scheduler orders
+  the step for running independent ops concurrently and so cannot reuse their buffers: the
+  memory-optimized one needs 2-2.5x less memory (e.g. 7.5 instead of 19.6 GB for a CycleGAN step
+  at 256 px, batch 4) at the same or better speed on 2 cores."""
+  if jax.default_backend() == "cpu":
+    return {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+  return {}
 
 
 def step_keys(state: State, n: int):

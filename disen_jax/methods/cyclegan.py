@@ -28,11 +28,12 @@ ADVERSARIES = ("D_C", "D_V")
 
 def networks(config) -> dict:
   m = config.model
+  impl = common.conv_impl(config)
   return {
-      "G": ResnetTranslator(m.c_channels, m.features, m.num_blocks),
-      "F": ResnetTranslator(m.v_channels, m.features, m.num_blocks),
-      "D_C": PatchGAN(m.disc_features, m.disc_layers, norm=m.disc_norm),
-      "D_V": PatchGAN(m.disc_features, m.disc_layers, norm=m.disc_norm),
+      "G": ResnetTranslator(m.c_channels, m.features, m.num_blocks, impl=impl),
+      "F": ResnetTranslator(m.v_channels, m.features, m.num_blocks, impl=impl),
+      "D_C": PatchGAN(m.disc_features, m.disc_layers, norm=m.disc_norm, impl=impl),
+      "D_V": PatchGAN(m.disc_features, m.disc_layers, norm=m.disc_norm, impl=impl),
   }
 
 

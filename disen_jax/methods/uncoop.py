@@ -73,14 +73,15 @@ def networks(config) -> dict[str, nn.Module]:
         "A_V": MLP((m.disc_hidden, 1), activation=leaky),
     }
   if m.kind == "resnet":
-    emit = tuple(m.r_emit_after)
+    emit, impl = tuple(m.r_emit_after), common.conv_impl(config)
+    translator = functools.partial(ResnetTranslator, features=m.features, impl=impl)
     return {
-        "D": Disentangler(ResnetTranslator(m.c_channels, m.features, m.num_blocks),
-                          ResnetTranslator(m.c_channels, m.features, emit_after=emit)),
-        "E": Entangler(ResnetTranslator(m.v_channels, m.features, m.num_blocks, inject_after=emit),
+        "D": Disentangler(translator(m.c_channels, num_blocks=m.num_blocks),
+                          translator(m.c_channels, emit_after=emit)),
+        "E": Entangler(translator(m.v_channels, num_blocks=m.num_blocks, inject_after=emit),
                        vector=False),
-        "A_C": PatchGAN(m.disc_features, m.disc_layers),
-        "A_V": PatchGAN(m.disc_features, m.disc_layers),
+        "A_C": PatchGAN(m.disc_features, m.disc_layers, impl=impl),
+        "A_V": PatchGAN(m.disc_features, m.disc_layers, impl=impl),
     }
   raise ValueError(f"config.model.kind={m.kind!r}: expected 'mlp' or 'resnet'")
 

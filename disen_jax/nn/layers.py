@@ -9,15 +9,24 @@
 * ``PatchGAN``: the 70x70 PatchGAN (pix2pix / CycleGAN) with spectral normalization on every conv;
   the power-iteration vectors live in the ``spectral_stats`` collection.
 * ``MLP``: a stack of dense layers.
+* ``Down`` / ``Up``: the pix2pix / DCGAN 4x4 stride-2 conv and transposed conv (N(0, 0.02)
+  init), each with an optional formulation that computes the same numbers faster on CPU.
+
+``ResnetTranslator``, ``ResBlock`` and ``PatchGAN`` take ``impl`` (``convs.IMPLS``): how their
+convolutions are computed (``convs``): the parameters and the numbers are the same either way.
 """
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from disen_jax.nn.convs import Conv, ConvTranspose, conv_transpose, kernel_and_bias
+
 SPECTRAL = "spectral_stats"
+_DCGAN_INIT = nn.initializers.normal(0.02)
 
 
 def reflect_pad(x, p: int):
@@ -30,12 +39,13 @@ def _norm(x):
 
 class ResBlock(nn.Module):
   features: int
+  impl: str = "lax"
 
   @nn.compact
   def __call__(self, x):
-    h = nn.Conv(self.features, (3, 3), padding="VALID")(reflect_pad(x, 1))
+    h = Conv(self.features, (3, 3), padding="VALID", impl=self.impl)(reflect_pad(x, 1))
     h = nn.relu(_norm(h))
-    h = nn.Conv(self.features, (3, 3), padding="VALID")(reflect_pad(h, 1))
+    h = Conv(self.features, (3, 3), padding="VALID", impl=self.impl)(reflect_pad(h, 1))
     return x + _norm(h)
 
 
@@ -46,32 +56,33 @@ class ResnetTranslator(nn.Module):
   num_blocks: int = 9
   emit_after: Sequence[int] = ()
   inject_after: Sequence[int] = ()
+  impl: str = "lax"
 
   @nn.compact
   def __call__(self, x, side: Sequence[jnp.ndarray] = ()):
     if len(side) != len(self.inject_after):
       raise ValueError(f"expected {len(self.inject_after)} side inputs, got {len(side)}")
-    f = self.features
-    h = nn.relu(_norm(nn.Conv(f, (7, 7), padding="VALID")(reflect_pad(x, 3))))
+    f, impl = self.features, self.impl
+    h = nn.relu(_norm(Conv(f, (7, 7), padding="VALID", impl=impl)(reflect_pad(x, 3))))
     for mult in (2, 4):
-      h = nn.relu(_norm(nn.Conv(f * mult, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))(h)))
+      h = Conv(f * mult, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), impl=impl)(h)
+      h = nn.relu(_norm(h))
     width = 4 * f
     last = max(self.emit_after) if self.emit_after else self.num_blocks
     emitted, side = [], list(side)
     for i in range(last + 1):
       if i in self.inject_after:
         h = jnp.concatenate([h, side.pop(0)], axis=-1)
-        h = nn.relu(_norm(nn.Conv(width, (1, 1))(h)))
+        h = nn.relu(_norm(Conv(width, (1, 1), impl=impl)(h)))
       if i in self.emit_after:
         emitted.append(h)
       if i < last:
-        h = ResBlock(width)(h)
+        h = ResBlock(width, impl)(h)
     if self.emit_after:
       return emitted
     for mult in (2, 1):
-      h = nn.ConvTranspose(f * mult, (3, 3), strides=(2, 2), padding="SAME")(h)
-      h = nn.relu(_norm(h))
-    h = nn.Conv(self.out_channels, (7, 7), padding="VALID")(reflect_pad(h, 3))
+      h = nn.relu(_norm(ConvTranspose(f * mult, (3, 3), impl=impl)(h)))
+    h = Conv(self.out_channels, (7, 7), padding="VALID", impl=impl)(reflect_pad(h, 3))
     return jnp.tanh(h)
 
 
@@ -84,6 +95,7 @@ class PatchGAN(nn.Module):
   features: int = 64
   num_layers: int = 3
   norm: str = "spectral"
+  impl: str = "lax"
 
   @nn.compact
   def __call__(self, x, update_stats: bool = False):
@@ -91,7 +103,7 @@ class PatchGAN(nn.Module):
       raise ValueError(f"PatchGAN norm={self.norm!r}: expected 'spectral' or 'instance'")
 
     def conv(h, feats, stride, normalize=True):
-      layer = nn.Conv(feats, (4, 4), strides=(stride, stride), padding=((1, 1), (1, 1)))
+      layer = Conv(feats, (4, 4), strides=(stride, stride), padding=((1, 1), (1, 1)), impl=self.impl)
       if self.norm == "spectral":
         return nn.SpectralNorm(layer, collection_name=SPECTRAL)(h, update_stats=update_stats)
       h = layer(h)
@@ -117,3 +129,40 @@ class MLP(nn.Module):
       if i < len(self.features) - 1:
         x = self.activation(x)
     return x
+
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+class Down(nn.Module):
+  """4x4 conv, stride 2, padding 1 (``nn.Conv(features, (4, 4), strides=2, padding="SAME")`` on
+  even sizes, same parameters). ``im2col=True`` computes it as 16 strided slices and one matmul:
+  the same numbers, but the critics' gradient penalty (a second derivative) runs 2-4x faster on
+  CPU than through XLA's convolution."""
+  features: int
+  im2col: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    kernel, bias = kernel_and_bias(self, (4, 4), x.shape[-1], self.features, _DCGAN_INIT)
+    if not self.im2col:
+      return jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
+                                          dimension_numbers=_DN) + bias
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    ho, wo = x.shape[1] // 2, x.shape[2] // 2
+    patches = jnp.stack([xp[:, i:i + 2 * ho:2, j:j + 2 * wo:2, :] for i in range(4) for j in range(4)], 3)
+    return jnp.einsum("nhwkc,kco->nhwo", patches, kernel.reshape(16, x.shape[-1], -1)) + bias
+
+
+class Up(nn.Module):
+  """4x4 transposed conv, stride 2, 'SAME' (``nn.ConvTranspose(features, (4, 4), strides=2,
+  padding="SAME")``, same parameters). ``phases=True`` computes it as one stride-1 3x3 conv
+  giving the four output phases, then a depth-to-space shuffle (``convs.conv_transpose_phases``):
+  the same numbers, 3-6x faster forward + backward on CPU than XLA's dilated convolution."""
+  features: int
+  phases: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    kernel, bias = kernel_and_bias(self, (4, 4), x.shape[-1], self.features, _DCGAN_INIT)
+    return conv_transpose(x, kernel, "cpu" if self.phases else "lax") + bias

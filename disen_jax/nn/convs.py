@@ -1,0 +1,239 @@
+"""Convolutions with a CPU formulation: the layers of ``nn.Conv`` / ``nn.ConvTranspose`` (same
+parameter names, shapes and initializers, so a checkpoint loads into either), computed on CPU as
+shifted slices + one large matmul where that beats XLA:CPU's own convolution.
+
+Why (profiles on a 2-core CPU, jax 0.10, ``experiments/results/bench_steps``): in the CycleGAN
+ResNet generator's forward + backward (128 px, batch 1, width 64) XLA spent ~0.7 of ~1.9 s on
+the kernel gradients of the two stride-2 transposed convs (lhs-dilated convolutions, which miss
+XLA:CPU's fast YNNPACK path) and ~0.17 s on the 7x7 convolution down to 3 channels; its stride-1
+convolutions run 1.2-1.6x slower than one im2col matmul at batch 4, and ~5x slower for the
+PatchGAN's 4x4 convs on small maps. The formulations:
+
+* ``patches`` / ``overlap_add``: the two shift operations, each the other's adjoint (custom VJPs:
+  XLA's autodiff of a stack of slices builds one full-size padded copy per tap, ~1 s for a 7x7
+  kernel at 128 px). Rows, then columns: 14 slices for a 7x7 kernel, not 49 (compile time).
+* A stride-1 convolution is ``patches(x) @ W`` (im2col: one matmul contracting over
+  ``taps x in``), or ``overlap_add(x @ W)`` when it has few output channels. Its VJP keeps only
+  ``x``, not the patches, and takes each gradient as one matmul (``_conv_matmul_bwd``).
+* A stride-2 'SAME' transposed convolution is one stride-1 convolution that computes the four
+  output phases at once, then a depth-to-space shuffle (sub-pixel convolution): 7-15x faster.
+* Stride-2 convolutions stay with XLA (as fast as any of the formulations here).
+
+``impl``: ``"lax"`` is the plain formulation (``lax.conv_general_dilated`` / ``lax.conv_transpose``,
+the right one on accelerators); ``"cpu"`` the formulations above; ``"auto"`` is ``"cpu"`` when
+JAX's default backend is the CPU and ``"lax"`` otherwise. All compute the same numbers to float
+rounding (``tests/test_convs.py``). Jit a step using them with ``methods.common.compiler_options()``:
+XLA:CPU's default scheduler keeps the patches of every layer alive at once.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+IMPLS = ("auto", "lax", "cpu")
+SMALL_CHANNELS = 4  # "few channels" for the formulations below
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def resolve_impl(impl: str) -> str:
+  """``"auto"`` -> ``"cpu"`` on the CPU backend, else ``"lax"``; checks the name."""
+  if impl not in IMPLS:
+    raise ValueError(f"conv impl={impl!r}: expected one of {IMPLS}")
+  if impl == "auto":
+    return "cpu" if jax.default_backend() == "cpu" else "lax"
+  return impl
+
+
+def _offsets(k: int, flip: bool):
+  return range(k - 1, -1, -1) if flip else range(k)
+
+
+def _pad_full(x, kh: int, kw: int):
+  """Zero-pads H and W by ``k - 1`` on both sides (turns a 'VALID' op into its adjoint's size)."""
+  return jnp.pad(x, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)) + ((0, 0),) * (x.ndim - 3))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def patches(x, kh: int, kw: int, flip: bool = False):
+  """``[n, H, W, c] -> [n, H - kh + 1, W - kw + 1, kh * kw, c]``, ``p[h, w, (a, b)] = x[h + i_a,
+  w + j_b]`` with ``i_a = a`` and ``j_b = b`` (``kh - 1 - a``, ``kw - 1 - b`` when ``flip``): the
+  rows first, then the columns (14 slices for a 7x7 kernel, not 49: less to compile)."""
+  n, h, w, c = x.shape
+  ho, wo = h - kh + 1, w - kw + 1
+  rows = jnp.stack([x[:, i:i + ho] for i in _offsets(kh, flip)], axis=3)  # [n, ho, W, kh, c]
+  taps = jnp.stack([rows[:, :, j:j + wo] for j in _offsets(kw, flip)], axis=4)
+  return taps.reshape(n, ho, wo, kh * kw, c)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def overlap_add(z, kh: int, kw: int, flip: bool = False):
+  """``[n, H, W, kh * kw, c] -> [n, H - kh + 1, W - kw + 1, c]``,
+  ``y[h, w] = sum_(a, b) z[h + i_a, w + j_b, (a, b)]`` (the taps as in ``patches``)."""
+  n, h, w, _, c = z.shape
+  ho, wo = h - kh + 1, w - kw + 1
+  z = z.reshape(n, h, w, kh, kw, c)
+  cols = sum(z[:, :, j:j + wo, :, b] for b, j in enumerate(_offsets(kw, flip)))  # [n, H, wo, kh, c]
+  return sum(cols[:, i:i + ho, :, a] for a, i in enumerate(_offsets(kh, flip)))
+
+
+def _patches_fwd(x, kh, kw, flip):
+  return patches(x, kh, kw, flip), None
+
+
+def _patches_bwd(kh, kw, flip, _, g):
+  return (overlap_add(_pad_full(g, kh, kw), kh, kw, not flip),)
+
+
+def _overlap_add_fwd(z, kh, kw, flip):
+  return overlap_add(z, kh, kw, flip), None
+
+
+def _overlap_add_bwd(kh, kw, flip, _, g):
+  return (patches(_pad_full(g, kh, kw), kh, kw, not flip),)
+
+
+patches.defvjp(_patches_fwd, _patches_bwd)
+overlap_add.defvjp(_overlap_add_fwd, _overlap_add_bwd)
+
+
+def conv_valid(x, kernel, impl: str = "lax"):
+  """Stride-1 'VALID' convolution, NHWC x HWIO, in the formulation ``impl`` picks."""
+  kh, kw, cin, cout = kernel.shape
+  if resolve_impl(impl) == "cpu" and kh * kw > 1:
+    return _conv_matmul(x, kernel.reshape(kh * kw, cin, cout), kh, kw)
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=_DN)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_matmul(x, taps, kh: int, kw: int):
+  """Stride-1 'VALID' convolution by one matmul (``taps``: ``[kh * kw, in, out]``): with few
+  output channels ``overlap_add(x @ taps)``, else ``patches(x) @ taps``."""
+  if taps.shape[2] <= SMALL_CHANNELS:
+    return overlap_add(jnp.einsum("nhwc,tco->nhwto", x, taps), kh, kw)
+  return jnp.einsum("nhwtc,tco->nhwo", patches(x, kh, kw), taps)
+
+
+def _patches_t(x, kh: int, kw: int):
+  """``patches`` laid out ``[kh * kw, c, n * H' * W']`` (built from the channels-first ``x``):
+  the operand of a matmul contracting over positions, without transposing a large tensor."""
+  x = x.transpose(3, 0, 1, 2)  # [c, n, H, W]
+  ho, wo = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+  rows = jnp.stack([x[:, :, i:i + ho] for i in range(kh)])  # [kh, c, n, ho, W]
+  taps = jnp.stack([rows[..., j:j + wo] for j in range(kw)], axis=1)
+  return taps.reshape(kh * kw, x.shape[0], -1)
+
+
+def _conv_matmul_fwd(x, taps, kh, kw):
+  return _conv_matmul(x, taps, kh, kw), (x, taps)
+
+
+def _conv_matmul_bwd(kh, kw, residuals, g):
+  """Keeps only ``x`` from the forward pass, not its patches (``kh * kw`` times its size). With
+  few output channels, both gradients are matmuls with the (flipped) patches of the padded output
+  gradient ``g``; else the input gradient is ``g @ taps^T`` overlap-added, and the kernel
+  gradient one matmul with the patches of ``x`` if it has few channels (laid out for the matmul),
+  else one matmul per tap on a shifted view of ``x``."""
+  x, taps = residuals
+  if taps.shape[2] <= SMALL_CHANNELS:
+    g_patches = patches(_pad_full(g, kh, kw), kh, kw, True)  # [n, H, W, taps, out]
+    return (jnp.einsum("nhwto,tco->nhwc", g_patches, taps),
+            jnp.einsum("nhwc,nhwto->tco", x, g_patches))
+  gx = overlap_add(_pad_full(jnp.einsum("nhwo,tco->nhwtc", g, taps), kh, kw), kh, kw, True)
+  if taps.shape[1] <= SMALL_CHANNELS:
+    return gx, jnp.einsum("tcm,mo->tco", _patches_t(x, kh, kw), g.reshape(-1, g.shape[3]))
+  ho, wo = g.shape[1:3]
+  return gx, jnp.stack([jnp.einsum("nhwc,nhwo->co", x[:, i:i + ho, j:j + wo], g)
+                        for i in range(kh) for j in range(kw)])
+
+
+_conv_matmul.defvjp(_conv_matmul_fwd, _conv_matmul_bwd)
+
+
+def _transpose_phase_taps(k: int):
+  """For a stride-2 'SAME' transposed conv with a ``k``-tap kernel (``lax.conv_transpose``'s
+  padding): ``taps[a, d]`` is the kernel tap that output phase ``a`` (output ``2m + a``) applies
+  to input ``m + d - lo`` (``k`` = no tap), and ``(lo, hi)`` the input padding."""
+  pad_before = k - 1 if k < 3 else (k + 1) // 2  # lax's 'SAME' transposed padding, stride 2
+  offsets = {(a, (a + t - pad_before) // 2): t
+             for a in (0, 1) for t in range(k) if (a + t - pad_before) % 2 == 0}
+  lo = -min(d for _, d in offsets)
+  hi = max(d for _, d in offsets)
+  taps = np.full((2, lo + hi + 1), k)
+  for (a, d), t in offsets.items():
+    taps[a, d + lo] = t
+  return taps, (lo, hi)
+
+
+def conv_transpose_phases(x, kernel):
+  """``lax.conv_transpose(x, kernel, (2, 2), "SAME")`` (NHWC x HWIO, square kernel) as one
+  stride-1 convolution giving the four output phases, then depth-to-space."""
+  k, _, cin, cout = kernel.shape
+  taps, pad = _transpose_phase_taps(k)
+  width = taps.shape[1]
+  padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # tap k = zeros
+  k_phases = padded[taps[:, :, None, None], taps[None, None, :, :]]  # [a, i, b, j, cin, out]
+  k_phases = k_phases.transpose(1, 3, 4, 0, 2, 5).reshape(width, width, cin, 4 * cout)
+  y = jax.lax.conv_general_dilated(x, k_phases, (1, 1), (pad, pad), dimension_numbers=_DN)
+  n, h, w, _ = y.shape
+  y = y.reshape(n, h, w, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)
+  return y.reshape(n, 2 * h, 2 * w, cout)
+
+
+def conv(x, kernel, strides=(1, 1), padding="VALID", impl: str = "lax"):
+  """``lax.conv_general_dilated`` (NHWC x HWIO; ``padding`` a string or explicit pairs) in the
+  formulation ``impl`` picks: on "cpu", stride-1 convolutions by ``conv_valid``'s matmuls
+  (stride-2 ones stay with XLA's convolution, the fastest there)."""
+  strides = tuple(strides)
+  if isinstance(padding, str):
+    padding = jax.lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
+  if strides == (1, 1):
+    return conv_valid(jnp.pad(x, ((0, 0), *padding, (0, 0))), kernel, impl)
+  return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DN)
+
+
+def conv_transpose(x, kernel, impl: str = "lax"):
+  """``lax.conv_transpose(x, kernel, (2, 2), "SAME")`` in the formulation ``impl`` picks."""
+  if resolve_impl(impl) == "cpu":
+    return conv_transpose_phases(x, kernel)
+  return jax.lax.conv_transpose(x, kernel, (2, 2), "SAME", dimension_numbers=_DN)
+
+
+def kernel_and_bias(module: nn.Module, kernel_size, cin: int, features: int,
+                    kernel_init=nn.initializers.lecun_normal()):
+  """A conv layer's ``kernel`` (HWIO) and ``bias`` parameters, named and initialized as flax's
+  ``nn.Conv`` / ``nn.ConvTranspose`` (call from the layer's compact ``__call__``)."""
+  kernel = module.param("kernel", kernel_init, tuple(kernel_size) + (cin, features))
+  return kernel, module.param("bias", nn.initializers.zeros, (features,))
+
+
+class Conv(nn.Module):
+  """``nn.Conv(features, kernel_size, strides, padding)`` (same parameters and initializers),
+  computed by ``conv`` in the formulation ``impl`` picks."""
+  features: int
+  kernel_size: Sequence[int]
+  strides: Sequence[int] = (1, 1)
+  padding: str | Sequence[tuple[int, int]] = "SAME"
+  impl: str = "lax"
+
+  @nn.compact
+  def __call__(self, x):
+    kernel, bias = kernel_and_bias(self, self.kernel_size, x.shape[-1], self.features)
+    return conv(x, kernel, self.strides, self.padding, self.impl) + bias
+
+
+class ConvTranspose(nn.Module):
+  """``nn.ConvTranspose(features, kernel_size, strides=(2, 2), padding="SAME")`` (same
+  parameters and initializers), computed by ``conv_transpose`` in the formulation ``impl`` picks."""
+  features: int
+  kernel_size: Sequence[int] = (3, 3)
+  impl: str = "lax"
+
+  @nn.compact
+  def __call__(self, x):
+    kernel, bias = kernel_and_bias(self, self.kernel_size, x.shape[-1], self.features)
+    return conv_transpose(x, kernel, self.impl) + bias

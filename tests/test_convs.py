@@ -1,0 +1,99 @@
+"""The CPU formulations of ``disen_jax.nn.convs`` equal flax's layers: same parameters (names,
+shapes, initial values), same outputs and gradients, in the modules and the methods."""
+import functools
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from disen_jax.methods import common, cyclegan
+from disen_jax.nn import Conv, ConvTranspose, PatchGAN, ResnetTranslator, convs
+from tests.conftest import load_config
+
+KEY = jax.random.PRNGKey(0)
+
+
+def _loss(module):
+  return lambda variables, x: jnp.sum(jnp.sin(module.apply(variables, x)))
+
+
+def _assert_same_layer(ours, reference, x, atol=1e-4):
+  """Same parameters at init, same outputs, same gradients (params and input)."""
+  variables = reference.init(KEY, x)
+  chex.assert_trees_all_equal(ours.init(KEY, x), variables)
+  np.testing.assert_allclose(ours.apply(variables, x), reference.apply(variables, x), atol=atol)
+  grads = jax.grad(_loss(ours), argnums=(0, 1))(variables, x)
+  ref_grads = jax.grad(_loss(reference), argnums=(0, 1))(variables, x)
+  chex.assert_trees_all_close(grads, ref_grads, atol=atol, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cin,cout,k,stride,padding", [
+    (8, 3, 7, 1, "VALID"),            # few outputs: overlap-add
+    (3, 8, 7, 1, "VALID"),            # few inputs: im2col
+    (6, 1, 4, 1, ((1, 1), (1, 1))),   # the PatchGAN's last layer
+    (5, 6, 3, 1, "SAME"),             # plain lax
+    (6, 1, 1, 1, "SAME"),             # 1x1
+    (3, 6, 4, 2, ((1, 1), (1, 1))),   # stride 2
+])
+@pytest.mark.parametrize("impl", ["lax", "cpu"])
+def test_conv_equals_flax_conv(cin, cout, k, stride, padding, impl):
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 11, 9, cin))
+  _assert_same_layer(Conv(cout, (k, k), (stride, stride), padding, impl=impl),
+                     nn.Conv(cout, (k, k), strides=(stride, stride), padding=padding), x)
+
+
+@pytest.mark.parametrize("k", [3, 4, 5])
+@pytest.mark.parametrize("impl", ["lax", "cpu"])
+def test_conv_transpose_equals_flax_conv_transpose(k, impl):
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 5, 6, 4))
+  _assert_same_layer(ConvTranspose(7, (k, k), impl=impl),
+                     nn.ConvTranspose(7, (k, k), strides=(2, 2), padding="SAME"), x)
+
+
+@pytest.mark.parametrize("cin,cout", [(3, 2), (2, 3)])
+def test_second_derivatives_equal_lax(cin, cout):
+  """The custom VJPs are themselves differentiable (e.g. for a gradient penalty)."""
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 9, 9, cin))
+  kernel = 0.3 * jax.random.normal(jax.random.PRNGKey(2), (3, 3, cin, cout))
+
+  def penalty(impl):
+    inner = jax.grad(lambda x: jnp.sum(jnp.sin(convs.conv_valid(x, kernel, impl)) ** 2))
+    return jax.grad(lambda x: jnp.sum(inner(x) ** 2))(x)
+
+  np.testing.assert_allclose(penalty("cpu"), penalty("lax"), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("net", [
+    functools.partial(ResnetTranslator, 3, 4, num_blocks=1),
+    functools.partial(PatchGAN, 8, num_layers=2, norm="instance"),
+])
+def test_networks_compute_the_same_with_either_impl(net):
+  x = jax.random.uniform(jax.random.PRNGKey(1), (2, 16, 16, 3), minval=-1, maxval=1)
+  variables = net(impl="lax").init(KEY, x)
+  chex.assert_trees_all_equal(net(impl="cpu").init(KEY, x), variables)  # checkpoints load either way
+
+  def outputs_and_grads(impl):
+    module = net(impl=impl)
+    fn = lambda v: (module.apply(v, x), jax.grad(_loss(module))(v, x))
+    return jax.jit(fn, compiler_options={"xla_backend_optimization_level": 0})(variables)  # numbers
+
+  (out, grads), (ref_out, ref_grads) = outputs_and_grads("cpu"), outputs_and_grads("lax")
+  np.testing.assert_allclose(out, ref_out, atol=1e-5)
+  chex.assert_trees_all_close(grads, ref_grads, atol=5e-4, rtol=1e-4)
+
+
+def test_auto_impl_follows_the_backend():
+  assert convs.resolve_impl("auto") == ("cpu" if jax.default_backend() == "cpu" else "lax")
+  assert convs.resolve_impl("lax") == "lax"
+
+
+def test_bad_conv_impl_names_the_config_field():
+  config = load_config("cyclegan_faces")
+  config.model.conv_impl = "fast"
+  with pytest.raises(ValueError, match=r"config\.model\.conv_impl='fast'"):
+    cyclegan.networks(config)
+  with pytest.raises(ValueError, match=r"config\.model\.conv_impl"):
+    common.conv_impl(config)
