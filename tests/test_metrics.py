@@ -81,6 +81,21 @@ def test_recall_at_k_hand_made():
   assert metrics.recall_at_k(np.zeros((5, 2)), np.zeros((5, 2)), k=1) == 0.0
 
 
+def test_recall_at_k_with_class_labels():
+  keys = np.array([[0.0], [10.0], [20.0], [30.0]])
+  queries = np.array([[0.0], [19.0], [11.0], [30.0]])  # queries 1 and 2 land near each other's key
+  assert metrics.recall_at_k(queries, keys, k=1) == 0.5
+  # With classes (0, 1, 1, 2) the keys 1 and 2 are both matches of queries 1 and 2.
+  assert metrics.recall_at_k(queries, keys, k=1, labels=[0, 1, 1, 2]) == 1.0
+  # Query 1 (class 1) is nearest to key 2 (class 2 here): a miss at k=1, a hit at k=2.
+  assert metrics.recall_at_k(queries, keys, k=1, labels=[0, 1, 2, 3], chunk_size=3) == 0.5
+  assert metrics.recall_at_k(queries, keys, k=2, labels=[0, 1, 2, 3]) == 1.0
+  # A collapsed embedding still scores 0 when every class has other classes beside it.
+  assert metrics.recall_at_k(np.zeros((4, 2)), np.zeros((4, 2)), labels=[0, 0, 1, 1]) == 0.0
+  with pytest.raises(ValueError, match="labels must have shape"):
+    metrics.recall_at_k(queries, keys, labels=[0, 1])
+
+
 def test_recall_at_k_monotone_and_chunked():
   rng = np.random.default_rng(0)
   keys = rng.normal(size=(300, 4))

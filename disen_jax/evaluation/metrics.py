@@ -160,13 +160,14 @@ def linear_probe_r2(train_x, train_y, test_x, test_y, *, l2: float = 1e-3) -> fl
 # ----------------------------------------------------------------------------- retrieval
 
 
-def recall_at_k(queries, keys, *, k: int = 1, chunk_size: int = 1024) -> float:
+def recall_at_k(queries, keys, *, k: int = 1, labels=None, chunk_size: int = 1024) -> float:
   """Fraction of queries whose true match is among their ``k`` nearest keys (Euclidean).
 
-  ``queries[i]`` matches ``keys[i]`` (both [n, d]). The rank of the true match counts every
-  *other* key at a distance <= the true distance, so ties go against the match (a collapsed
-  embedding scores 0, not 1). Distances are computed ``chunk_size`` queries at a time, so
-  memory is O(chunk_size * n).
+  ``queries[i]`` matches ``keys[i]`` (both [n, d]); with ``labels`` ([n], shared by ``queries[i]``
+  and ``keys[i]``), every key with the query's label is a match (class-level retrieval). The rank
+  of the nearest match counts every *non-matching* key at a distance <= its distance, so ties go
+  against the match (a collapsed embedding scores 0, not 1). Distances are computed
+  ``chunk_size`` queries at a time, so memory is O(chunk_size * n).
   """
   q = np.asarray(queries, np.float64)
   kk = np.asarray(keys, np.float64)
@@ -175,14 +176,17 @@ def recall_at_k(queries, keys, *, k: int = 1, chunk_size: int = 1024) -> float:
   if k < 1:
     raise ValueError(f"k must be >= 1, got {k}")
   n = len(q)
+  labels = np.arange(n) if labels is None else np.asarray(labels)
+  if labels.shape != (n,):
+    raise ValueError(f"recall_at_k: labels must have shape ({n},), got {labels.shape}")
   k_sq = np.sum(kk * kk, axis=1)
   hits = 0
   for s in range(0, n, chunk_size):
     qc = q[s:s + chunk_size]
     d = np.sum(qc * qc, axis=1)[:, None] - 2.0 * qc @ kk.T + k_sq[None, :]
-    rows = np.arange(len(qc))
-    true = d[rows, s + rows]
-    rank = np.sum(d <= true[:, None], axis=1) - 1  # other keys at least as close
+    match = labels[s:s + len(qc), None] == labels[None, :]
+    nearest_match = np.min(np.where(match, d, np.inf), axis=1)
+    rank = np.sum(~match & (d <= nearest_match[:, None]), axis=1)  # non-matches at least as close
     hits += int(np.sum(rank < k))
   return hits / n
 
@@ -300,7 +304,7 @@ def regressor_r2(params: Params, apply_fn: ApplyFn, images, targets, *, batch_si
 def save_regressor(path: str, params: Params) -> None:
   """Writes ``params`` with ``flax.serialization.to_bytes`` (atomically: temp file + rename)."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f"{path}.tmp"
+  tmp = f"{path}.{os.getpid()}.tmp"
   with open(tmp, "wb") as f:
     f.write(flax.serialization.to_bytes(params))
   os.replace(tmp, path)
@@ -338,5 +342,6 @@ def get_or_train_regressor(cache_path: str, train_images, train_targets,
     return load_regressor(cache_path, train_images.shape[1:], out_dim,
                           width=train_kwargs.get("width", 32))
   params, apply_fn = train_regressor(train_images, train_targets, **train_kwargs)
-  save_regressor(cache_path, params)
+  if jax.process_index() == 0:  # every process trains the same regressor; one writes it
+    save_regressor(cache_path, params)
   return params, apply_fn

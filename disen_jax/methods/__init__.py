@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import types
 
-METHODS = ("uncoop", "cyclegan")
+METHODS = ("uncoop", "cyclegan", "cross_domain")
 
 
 def get(name: str) -> types.ModuleType:
