@@ -1,0 +1,106 @@
+"""What the cross-domain experiments share: flags, one training run, the results files.
+
+Each run is ``train.train_and_evaluate`` of a ``configs/cross_domain_*.py`` variant in its own
+workdir under ``--runs`` (checkpoints and samples, not committed), so rerunning an experiment
+resumes its runs where they stopped. The figures and ``results.json`` / ``results.md`` go to
+``--out``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from absl import flags
+from absl import logging
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+from configs import cross_domain_facades, cross_domain_mnist  # pylint: disable=g-import-not-at-top,wrong-import-position
+from disen_jax import data as datalib  # pylint: disable=wrong-import-position
+from disen_jax import methods  # pylint: disable=wrong-import-position
+from disen_jax import train  # pylint: disable=wrong-import-position
+from disen_jax.evaluation import cross_domain as cd_eval  # pylint: disable=wrong-import-position
+
+OUT = flags.DEFINE_string("out", None, "Results directory (json, md, png).", required=True)
+RUNS = flags.DEFINE_string("runs", "/tmp/cross_domain_runs", "Parent of the runs' workdirs.")
+VARIANT = flags.DEFINE_string("variant", "cpu", "Config variant(s), e.g. 'cpu'; '' = the paper's size.")
+STEPS = flags.DEFINE_integer("steps", None, "Override config.num_steps.")
+SEED = flags.DEFINE_integer("seed", None, "Override config.seed.")
+
+CONFIGS = {"mnist": cross_domain_mnist, "facades": cross_domain_facades}
+
+
+FIGURES = ("Figures: `diversity_x2y.png` / `diversity_y2x.png` (each row: the input, then its "
+           "translations with different noise vectors), `analogies_x.png` / `analogies_y.png` "
+           "(cell (i, j): S of the row image with E of the column image), `interpolation_x.png` / "
+           "`interpolation_y.png` (pairs of rows: along S, then along E).")
+
+
+def start(data: str):
+  """``(out, config)`` of an experiment's command line; quiets absl logging, creates ``--out``."""
+  logging.set_verbosity(logging.WARNING)
+  os.makedirs(OUT.value, exist_ok=True)
+  return OUT.value, make_config(data, VARIANT.value)
+
+
+def make_config(data: str, variant: str):
+  """``configs/cross_domain_<data>.py:<variant>`` with the command line's overrides."""
+  config = CONFIGS[data].get_config(variant or None)
+  if STEPS.value:
+    config.num_steps = STEPS.value
+  if SEED.value is not None:
+    config.seed = SEED.value
+  return config
+
+
+def run(config, name: str, figures_dir: str) -> dict:
+  """Trains (or resumes) ``config`` in ``--runs/<name>``; returns the nested final metrics plus
+  run facts, and draws the evaluator's figures into ``figures_dir``."""
+  workdir = os.path.join(os.path.abspath(RUNS.value), name)
+  os.makedirs(os.path.dirname(workdir), exist_ok=True)
+  t0 = time.time()
+  state, final = train.train_and_evaluate(config, workdir)
+  seconds = time.time() - t0
+  test_ds = datalib.build(config.data, "test")
+  cd_eval.save_figures(methods.get(config.method).maps(state, config), test_ds, config, figures_dir)
+  results = cd_eval.nested(final)
+  results.update(steps=int(state.step), batch_size=config.batch_size, seconds=round(seconds, 1),
+                 resolution=config.data.resolution, machine=machine(),
+                 test_pairs=test_ds.sizes()["x"],
+                 train_pairs=datalib.build(config.data, "train").sizes()["x"])
+  return results
+
+
+def intro(title: str, data: str, results: dict) -> list[str]:
+  """The first lines of a results.md: title, the command, the setting and the time it took."""
+  variant = results["variant"]
+  return [f"# {title}", "",
+          f"`python experiments/cross_domain_{data}.py --variant={variant}`: config "
+          f"`cross_domain_{data}.py:{variant}` ({results['resolution']} px), {results['steps']} steps "
+          f"of batch {results['batch_size']} on {results['train_pairs']} training pairs; "
+          f"{results['test_pairs']} held-out test pairs that training never sees; "
+          f"{results['seconds'] / 60:.1f} min for training and evaluation on {results['machine']}.",
+          ""]
+
+
+def write_json(out: str, results: dict) -> None:
+  with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+
+
+def write_markdown(out: str, lines: list[str]) -> None:
+  with open(os.path.join(out, "results.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+
+
+def machine() -> str:
+  """One line: CPU model and core count, so timings can be read against the hardware."""
+  model = "unknown CPU"
+  if os.path.exists("/proc/cpuinfo"):
+    for line in open("/proc/cpuinfo"):
+      if line.startswith("model name"):
+        model = line.split(":", 1)[1].strip()
+        break
+  return f"{model}, {os.cpu_count()} cores"
