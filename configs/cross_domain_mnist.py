@@ -13,7 +13,7 @@ import os
 
 import ml_collections
 
-_ABLATIONS = ("no_auto", "normal_auto", "no_grl", "no_noise", "no_shared_l1", "no_latent_recon")
+from disen_jax.methods.cross_domain import ABLATIONS as _ABLATIONS
 _MNIST = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                        "shared", "data", "mnist"))
 

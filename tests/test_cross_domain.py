@@ -321,9 +321,22 @@ def test_evaluator_scores_a_perfect_model_perfectly_and_draws_figures(tmp_path):
     assert out[f"{protocol}/shared/x2y"] == 1.0 and out[f"{protocol}/shared/y2x"] == 1.0
   assert out["recall@1_pair/exclusive/x2y"] < 0.2  # independent colours: near chance
   assert out["recall@1/exclusive/x2y"] < 0.5  # labels (i % 10) repeat: chance is 1/10 of 40 keys
+  assert out["shared_pair_ratio"] == pytest.approx(0.0, abs=1e-6)  # the oracle's S^X = S^Y
+  assert out["exclusive_pair_ratio"] > 0.5  # independent colours
   assert out["analogy_error/x"] == pytest.approx(0.0, abs=1e-4)
   assert out["analogy_error/y"] == pytest.approx(0.0, abs=1e-3)
   assert out["analogy_error_copy/x"] > 1.0
   for name in ("diversity_x2y", "diversity_y2x", "analogies_x", "analogies_y", "interpolation_x",
                "interpolation_y"):
     assert os.path.isfile(tmp_path / "samples" / f"{name}_00000007.png"), name
+
+
+def test_pair_distance_ratio_is_one_for_strangers_and_scale_free():
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(300, 16))
+  strangers = {"s_x": a, "s_y": rng.normal(size=(300, 16)), "e_x": a, "e_y": a + 0.01}
+  out = cd_eval.pair_distance_ratio(strangers)
+  assert out["shared_pair_ratio"] == pytest.approx(1.0, abs=0.05)
+  assert out["exclusive_pair_ratio"] < 0.01
+  scaled = cd_eval.pair_distance_ratio({k: 1e-3 * v for k, v in strangers.items()})
+  assert scaled["shared_pair_ratio"] == pytest.approx(out["shared_pair_ratio"])

@@ -13,6 +13,8 @@ Needs the maps of ``methods.cross_domain`` (``encode_x``/``encode_y`` -> (S, E),
   (facades) the query's own pair is the only match. ``metrics.recall_at_k``: ties count against.
 * ``recall@1_pair/<features>/<direction>``: the stricter instance-level protocol everywhere: the
   nearest key must be the query's own pair (the same digit *image*).
+* ``shared_pair_ratio`` / ``exclusive_pair_ratio``: how much closer a pair's features are than
+  two strangers' (``pair_distance_ratio``): what decides retrieval, free of the features' scale.
 * ``analogy_error/x`` (MNIST-CD/CB only, whose ground truth is exact): the mean Euclidean
   distance, on [0, 1] pixel values, between ``F_d(S^X_i, E^X_j)`` (digit i with the colour of
   image j, j = i + 1 cyclically) and the exact rendering of digit i in image j's colour;
@@ -71,6 +73,21 @@ def retrieval(feats: dict, test_ds: Dataset) -> dict[str, float]:
   return out
 
 
+def pair_distance_ratio(feats: dict) -> dict[str, float]:
+  """``shared_pair_ratio``: the mean Euclidean distance between S^X and S^Y of the same pair over
+  the mean distance between S^X and S^Y of different pairs: 0 when the pairs' shared features
+  coincide, ~1 when a pair is no closer than two strangers (retrieval on S then fails, whatever
+  the scale of S); ``exclusive_pair_ratio`` the same on E."""
+  out = {}
+  for name, (a, b) in (("shared", ("s_x", "s_y")), ("exclusive", ("e_x", "e_y"))):
+    fx, fy = flat(feats[a]).astype(np.float64), flat(feats[b]).astype(np.float64)
+    d = np.sqrt(np.maximum(np.sum(fx ** 2, 1)[:, None] - 2 * fx @ fy.T + np.sum(fy ** 2, 1)[None], 0))
+    n = len(d)
+    others = (d.sum() - np.trace(d)) / (n * (n - 1))
+    out[f"{name}_pair_ratio"] = float(np.mean(np.diag(d)) / others) if others > 0 else float("nan")
+  return out
+
+
 def _distance01(a, b) -> float:
   """Mean over images of the Euclidean distance between [-1, 1] images, on [0, 1] values."""
   d = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) / 2.0
@@ -95,7 +112,7 @@ def evaluate(maps, test_ds: Dataset, *, config, workdir: str | None = None,
              step: int | None = None) -> dict[str, float]:
   size = config.get("eval", {}).get("batch_size", 256)
   feats = encode(maps, test_ds, size)
-  out = retrieval(feats, test_ds)
+  out = {**retrieval(feats, test_ds), **pair_distance_ratio(feats)}
   if "x/mask" in test_ds.extras:
     out.update(analogy_error(maps, test_ds, feats, size))
   if workdir is not None and step is not None:
