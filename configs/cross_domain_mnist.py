@@ -49,6 +49,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.noise_std = 0.1
   c.model.dropout = 0.5
   c.model.bn_momentum = 0.9
+  # The batch norm that gives S: "channel" (the official code: statistics over the batch and
+  # S's positions) or "position" (over the batch only, per position; see cross_domain's doc).
+  # Equal here: S is 1x1 on MNIST.
+  c.model.shared_norm = "channel"
   c.model.cpu_convs = False    # same layers, computed in the way that is fastest on CPU
   c.model.x_channels = 3
   c.model.y_channels = 3
