@@ -26,7 +26,8 @@ def get_config(arg: str | None = None):
   resolution = 32 if "test" in args else 64 if "cpu" in args else 256
   c.data = type(c.data)(dict(source="folders", folders={"x": os.path.join(_FACADES, "A"),
                                                          "y": os.path.join(_FACADES, "B")},
-                             resolution=resolution, channels=3, paired=True, split_subdirs=None))
+                             resolution=resolution, channels=3, paired=True, split_subdirs=None,
+                             load_size=0, random_flip=False))
   if resolution == 256:
     c.batch_size = 4
     c.num_steps = 200 * 400 // 4  # 200 epochs of the 400 training pairs

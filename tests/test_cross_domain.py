@@ -67,6 +67,33 @@ def test_shared_and_exclusive_shapes_at_two_resolutions(resolution):
   chex.assert_shape([decoded, translated, exclusive], (2, resolution, resolution, 3))
 
 
+@pytest.mark.parametrize("shared_norm", ["channel", "position"])
+def test_shared_norm_normalizes_S_per_channel_or_per_position(shared_norm):
+  """'channel' (official): each channel of S has zero mean over the batch and the positions, so
+  S may vary over positions only; 'position': each entry of S has zero mean over the batch."""
+  config = _config(32, num_down=3)
+  config.model.shared_norm = shared_norm
+  enc = cd.networks(config)["G_e"]
+  x = _batch(6, 32)["x"]
+  variables = enc.init(jax.random.PRNGKey(0), x)
+  (s, _), _ = enc.apply(variables, x, train=True, mutable=["batch_stats"])
+  chex.assert_shape(s, (6, 4, 4, 4 * config.model.features))  # num_down=3: 4x the base width
+  bias = variables["params"][[k for k in variables["params"] if "BatchNorm" in k][-1]]["bias"]
+  chex.assert_shape(bias, (4, 4, s.shape[-1]) if shared_norm == "position" else (s.shape[-1],))
+  per_position = jnp.abs(s.mean(axis=0)).max()  # the bias is 0 at init
+  if shared_norm == "position":
+    assert per_position < 1e-5
+  else:
+    assert per_position > 1e-2 and jnp.abs(s.mean(axis=(0, 1, 2))).max() < 1e-5
+
+
+def test_unknown_shared_norm_is_an_error_naming_the_field():
+  config = _config()
+  config.model.shared_norm = "instance"
+  with pytest.raises(ValueError, match="config.model.shared_norm"):
+    cd.check_config(config)
+
+
 def test_paper_size_encoder_gives_8x8x512_at_256px():
   enc = cd.Encoder(features=64, num_down=5, exclusive_dim=8)
   x = jnp.zeros((1, 256, 256, 3))
