@@ -8,7 +8,8 @@ row the *analogy error*: the mean Euclidean distance (pixel values in [0, 1]) be
 exactly (MNIST-CD: digit colour; MNIST-CB: background colour), with the shared-feature Recall@1.
 Writes ``--out``/results.json, results.md and each row's figures in ``--out``/<row>/.
 
-  python experiments/cross_domain_ablation.py --steps=1500 --out=experiments/results/cross_domain_ablation
+  python experiments/cross_domain_ablation.py --steps=1000 --hold_fraction=1 \
+      --out=experiments/results/cross_domain_ablation
   python experiments/cross_domain_ablation.py --rows=full,no_grl --out=...
 """
 from __future__ import annotations
@@ -55,14 +56,15 @@ def main(argv):
     table[row] = {**common.run(common.make_config("mnist", variant), f"ablation_{row}", row_dir),
                   "variant": variant}
     common.write_json(out, table)  # after every row, so a stopped sweep keeps what it has
-  write_markdown(table, out)
+    write_markdown(table, out)
   print(f"wrote {out}")
 
 
 def write_markdown(table: dict, out: str) -> None:
   first = next(iter(table.values()))
   lines = ["# Cross-domain disentanglement: ablations on MNIST-CD/CB (Gonzalez-Garcia et al. Table 3)",
-           "", f"`python experiments/cross_domain_ablation.py --steps={first['steps']}` "
+           "", f"`python experiments/cross_domain_ablation.py --steps={first['steps']} "
+           f"--hold_fraction={first.get('hold_fraction', 1):g}` "
            f"(config `cross_domain_mnist.py:{common.VARIANT.value}`, batch {first['batch_size']}, "
            f"{first['train_pairs']} training and {first['test_pairs']} held-out test pairs, on "
            f"{common.machine()}).", "",
@@ -83,6 +85,9 @@ def write_markdown(table: dict, out: str) -> None:
                  f"{100 * pair['x2y']:.2f} / {100 * pair['y2x']:.2f} | {r['seconds'] / 60:.1f} |")
   lines += ["", f"Returning image i unchanged (ignoring E_j) scores CD "
             f"{first['analogy_error_copy']['x']:.3f}, CB {first['analogy_error_copy']['y']:.3f}."]
+  missing = [row for row in ROWS if row not in table]
+  if missing:
+    lines += ["", f"Not run yet: {', '.join(missing)} (`--rows={','.join(missing)}` adds them)."]
   common.write_markdown(out, lines)
 
 

@@ -28,6 +28,8 @@ RUNS = flags.DEFINE_string("runs", "/tmp/cross_domain_runs", "Parent of the runs
 VARIANT = flags.DEFINE_string("variant", "cpu", "Config variant(s), e.g. 'cpu'; '' = the paper's size.")
 STEPS = flags.DEFINE_integer("steps", None, "Override config.num_steps.")
 SEED = flags.DEFINE_integer("seed", None, "Override config.seed.")
+HOLD = flags.DEFINE_float("hold_fraction", None, "Override config.optim.hold_fraction (1 = a "
+                          "constant learning rate).")
 
 CONFIGS = {"mnist": cross_domain_mnist, "facades": cross_domain_facades}
 
@@ -52,6 +54,8 @@ def make_config(data: str, variant: str):
     config.num_steps = STEPS.value
   if SEED.value is not None:
     config.seed = SEED.value
+  if HOLD.value is not None:
+    config.optim.hold_fraction = HOLD.value
   return config
 
 
@@ -67,6 +71,7 @@ def run(config, name: str, figures_dir: str) -> dict:
   cd_eval.save_figures(methods.get(config.method).maps(state, config), test_ds, config, figures_dir)
   results = cd_eval.nested(final)
   results.update(steps=int(state.step), batch_size=config.batch_size, seconds=round(seconds, 1),
+                 hold_fraction=config.optim.hold_fraction,
                  resolution=config.data.resolution, machine=machine(),
                  test_pairs=test_ds.sizes()["x"],
                  train_pairs=datalib.build(config.data, "train").sizes()["x"])
