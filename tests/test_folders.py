@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from disen_jax.data import SOURCES, folders
+from disen_jax import data as datalib
+from disen_jax.data import SOURCES, folders, lazy
 
 FACADES = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "facades"
 
@@ -124,6 +125,20 @@ def test_paired(tmp_path):
   # Unpaired, the extra file is fine and the domains differ in size.
   ds = folders.build(_config({"v": tmp_path / "A", "c": tmp_path / "B"}), "train")
   assert ds.sizes() == {"v": 3, "c": 4}
+
+
+def test_small_training_split_is_decoded_once_into_memory(mixed):
+  lazy_ds = datalib.build(_config({"v": mixed}, in_memory_mb=0), "train")  # 0: never
+  assert isinstance(lazy_ds.domains["v"], lazy.Column)
+  assert datalib.lazy_megabytes(lazy_ds) == 7 * 8 * 8 * 3 * 4 / 2**20
+  kept = datalib.build(_config({"v": mixed}), "train")  # default cap 1024 MB
+  assert isinstance(kept.domains["v"], np.ndarray)
+  np.testing.assert_array_equal(kept.domains["v"], np.asarray(lazy_ds.domains["v"]))
+  tiny_cap = 7 * 8 * 8 * 3 * 4 / 2**20 / 2
+  assert isinstance(datalib.build(_config({"v": mixed}, in_memory_mb=tiny_cap), "train").domains["v"],
+                    lazy.Column)
+  with pytest.raises(ValueError, match=r"config\.data\.in_memory_mb"):
+    datalib.build(_config({"v": mixed}, in_memory_mb=-1), "train")
 
 
 @pytest.mark.skipif(not FACADES.is_dir(), reason=f"{FACADES} not present")

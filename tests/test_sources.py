@@ -45,7 +45,7 @@ TFDS_CASES = [
 @pytest.mark.parametrize("source,kw,expected", TFDS_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(TFDS_CASES)])
 def test_tfds_source_under_mock_data(mock_tfds, source, kw, expected):
   del mock_tfds
-  cfg = _config(source, **kw)
+  cfg = _config(source, in_memory_mb=0, **kw)  # 0: the train split stays lazy, however small
   train, test = datalib.build(cfg, "train"), datalib.build(cfg, "test")
   for ds in (train, test):
     assert sorted(ds.domains) == sorted(expected)

@@ -11,7 +11,10 @@ A domain is either an in-memory numpy array (procedural and small sources) or a 
 that decodes one example at a time (files, tfds records): large datasets are never held in
 memory as float32. ``build(config.data, "train")`` keeps the source's choice; every other split
 is materialized into numpy arrays, because evaluators read test sets whole (sources cap their
-test splits with ``config.data.num_test``). ``config.data.domains`` (optional) picks and renames
+test splits with ``config.data.num_test``). A lazy training split is decoded once into memory too
+when its decoded arrays take at most ``config.data.in_memory_mb`` MB (default 1024; 0 = always
+decode on the fly): decoding the same few hundred jpgs every epoch competes with the training step
+for the CPU (facades at 64 px on 2 cores: 0.90 -> 0.82 s per step). ``config.data.domains`` (optional) picks and renames
 a source's domains for a method, e.g. ``{"v": "a", "c": "b"}`` (method's name: source's name).
 
 Training batches come from ``pipeline.local_batches`` (grain): see ``disen_jax/data/pipeline.py``.
@@ -114,7 +117,23 @@ def build(data_config, split: str) -> Dataset:
   ds = SOURCES[name](data_config, split)
   if data_config.get("domains"):
     ds = ds.rename(data_config.domains)
-  return ds if split == "train" else ds.materialize(data_config)
+  if split == "train" and lazy_megabytes(ds) > in_memory_limit(data_config):
+    return ds
+  return ds.materialize(data_config)
+
+
+def in_memory_limit(data_config) -> float:
+  """``config.data.in_memory_mb``: the largest lazy training split (MB decoded) kept in memory."""
+  limit = data_config.get("in_memory_mb", 1024)
+  if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0:
+    raise ValueError(f"config.data.in_memory_mb={limit!r} must be a number >= 0 (0 = never)")
+  return limit
+
+
+def lazy_megabytes(ds: Dataset) -> float:
+  """Size of ``ds``'s lazy domains once decoded (MB); 0 if all are in memory already."""
+  return sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in ds.domains.values()
+             if isinstance(v, lazy.Column)) / 2**20
 
 
 # The pipeline (imported last: it uses Dataset).
