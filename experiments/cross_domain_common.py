@@ -70,12 +70,30 @@ def run(config, name: str, figures_dir: str) -> dict:
   test_ds = datalib.build(config.data, "test")
   cd_eval.save_figures(methods.get(config.method).maps(state, config), test_ds, config, figures_dir)
   results = cd_eval.nested(final)
-  results.update(steps=int(state.step), batch_size=config.batch_size, seconds=round(seconds, 1),
+  results.update(shared_recall_during_training=shared_recall_history(workdir),
+                 steps=int(state.step), batch_size=config.batch_size, seconds=round(seconds, 1),
                  hold_fraction=config.optim.hold_fraction,
                  resolution=config.data.resolution, machine=machine(),
                  test_pairs=test_ds.sizes()["x"],
                  train_pairs=datalib.build(config.data, "train").sizes()["x"])
   return results
+
+
+def shared_recall_history(workdir: str) -> dict[str, dict[str, float]]:
+  """``{step: {"x2y": .., "y2x": ..}}``: test Recall@1 on S at every evaluation of the run."""
+  history = {}
+  for line in open(os.path.join(workdir, "metrics.jsonl")):
+    row = json.loads(line)
+    if row["split"] == "eval" and "recall@1/shared/x2y" in row:
+      history[str(row["step"])] = {d: row[f"recall@1/shared/{d}"] for d in ("x2y", "y2x")}
+  return history
+
+
+def recall_history_line(results: dict) -> str:
+  """One markdown line: the shared Recall@1 (%) at each evaluation during training."""
+  points = [f"{step}: {100 * r['x2y']:.1f} / {100 * r['y2x']:.1f}"
+            for step, r in sorted(results["shared_recall_during_training"].items(), key=lambda kv: int(kv[0]))]
+  return "Test Recall@1 on S during training (step: x2y / y2x %): " + ", ".join(points) + "."
 
 
 def intro(title: str, data: str, results: dict) -> list[str]:

@@ -53,7 +53,7 @@ def main(argv):
       + ["", f"How much closer a pair's shared features are than two strangers' (mean own-pair "
          f"distance / mean distance between different pairs; 0 = aligned, 1 = no closer): "
          f"S {results['shared_pair_ratio']:.3f}, E {results['exclusive_pair_ratio']:.3f}.",
-         "", common.FIGURES])
+         "", common.recall_history_line(results), "", common.FIGURES])
   print(json.dumps(results["recall@1"], indent=2))
   print(f"wrote {out}")
 

@@ -62,7 +62,7 @@ def main(argv):
          "F_d(S_i, E_j) (G_d on MNIST-CB) and the exact image of digit i in image j's colour, "
          "which colored MNIST gives exactly; *copy* returns image i unchanged (ignores E_j).", ""]
       + analogy_lines(results)
-      + ["", common.FIGURES])
+      + ["", common.recall_history_line(results), "", common.FIGURES])
   print(json.dumps({k: results[k] for k in ("recall@1", "recall@1_pair", "analogy_error")}, indent=2))
   print(f"wrote {out}")
 
