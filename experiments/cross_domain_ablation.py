@@ -6,7 +6,8 @@ each in ``--runs/ablation_<row>`` (rerunning resumes; finished rows are kept), a
 row the *analogy error*: the mean Euclidean distance (pixel values in [0, 1]) between
 ``F_d(S_i, E_j)`` and the exact image of digit i in image j's colour, which colored MNIST gives
 exactly (MNIST-CD: digit colour; MNIST-CB: background colour), with the shared-feature Recall@1.
-Writes ``--out``/results.json, results.md and each row's figures in ``--out``/<row>/.
+Writes ``--out``/results.json, results.md and each row's figures in ``--out``/<row>/; a
+``--out``/notes.md (what is known about how and when the rows ran) is appended to results.md.
 
   python experiments/cross_domain_ablation.py --steps=1000 --hold_fraction=1 \
       --out=experiments/results/cross_domain_ablation
@@ -36,6 +37,7 @@ DESCRIPTION = {
     "no_latent_recon": "without the latent reconstruction loss",
 }
 _ROWS = flags.DEFINE_list("rows", list(ROWS), f"Rows to run, of {ROWS}.")
+NOTES = "notes.md"  # hand-written facts about the rows' runs in --out, appended to results.md
 
 
 def main(argv):
@@ -88,6 +90,12 @@ def write_markdown(table: dict, out: str) -> None:
   missing = [row for row in ROWS if row not in table]
   if missing:
     lines += ["", f"Not run yet: {', '.join(missing)} (`--rows={','.join(missing)}` adds them)."]
+  lines += ["", "One run (seed 0) per row: read only differences well beyond the run-to-run spread "
+            "(retrain a row with `--seed`). Minutes are the wall time of each row on the day it ran "
+            "(`results.json` keeps the machine) and compare only between rows run alone on the same "
+            "day."]
+  if os.path.exists(os.path.join(out, NOTES)):
+    lines += ["", open(os.path.join(out, NOTES)).read().strip()]
   common.write_markdown(out, lines)
 
 
