@@ -9,13 +9,14 @@ Images are float32 NHWC in [-1, 1]; vectors are float32 [N, D]; labels are int32
 
 A domain is either an in-memory numpy array (procedural and small sources) or a ``lazy.Column``
 that decodes one example at a time (files, tfds records): large datasets are never held in
-memory as float32. ``build(config.data, "train")`` keeps the source's choice; every other split
-is materialized into numpy arrays, because evaluators read test sets whole (sources cap their
-test splits with ``config.data.num_test``). A lazy training split is decoded once into memory too
-when its decoded arrays take at most ``config.data.in_memory_mb`` MB (default 1024; 0 = always
-decode on the fly): decoding the same few hundred jpgs every epoch competes with the training step
-for the CPU (facades at 64 px on 2 cores: 0.90 -> 0.82 s per step). ``config.data.domains`` (optional) picks and renames
-a source's domains for a method, e.g. ``{"v": "a", "c": "b"}`` (method's name: source's name).
+memory as float32. ``build(config.data, "train")`` keeps a lazy training split lazy when its
+decoded arrays would take more than ``config.data.in_memory_mb`` MB (default 1024; 0 = always
+lazy) and decodes a smaller one once into memory (every host holds all of it): decoding the same
+few hundred jpgs every epoch competes with the training step for the CPU (facades at 64 px on 2
+cores: 0.90 -> 0.82 s per step). Every other split is materialized into numpy arrays, because
+evaluators read test sets whole (sources cap their test splits with ``config.data.num_test``).
+``config.data.domains`` (optional) picks and renames a source's domains for a method, e.g.
+``{"v": "a", "c": "b"}`` (method's name: source's name).
 
 Training batches come from ``pipeline.local_batches`` (grain): see ``disen_jax/data/pipeline.py``.
 """
