@@ -13,7 +13,7 @@ PyTorch reference (``experiments/reference_torch``, loaded with the same initial
 timed in the same process, one JAX step and one torch step in turn so that both see the same
 machine load; and the ratio ours/PyTorch. FLOPs per step: XLA's cost analysis of the step with
 plain convolutions (``conv_impl="lax"``: the model's FLOPs); ``flops_executed`` is the count of
-our compiled step (the CPU formulations execute a few more: the zero taps of the phase convs).
+our compiled step (the CPU formulations' own count, close to it).
 Divided by our step time they give the achieved FLOP/s, reported as a fraction of the peak: the
 best of large f32 matmuls (XLA, numpy's BLAS, torch) timed at the start and the end of the run.
 
@@ -321,8 +321,7 @@ def markdown(results: dict, runs: list[dict]) -> str:
     head += ["**PyTorch was not installed (or `--notorch`): no comparison.** "
              "`pip install -e .[bench]` adds it.", ""]
   notes = ["", "GFLOP/step: XLA's cost analysis of the step with plain convolutions (the model's FLOPs; "
-           "the CPU formulations execute a few % more: zero taps of the phase convs, `flops_executed` "
-           "in results.json). Of peak: achieved / the run's matmul peak. Images/s: images of each "
+           "the CPU formulations' own count is `flops_executed` in results.json). Of peak: achieved / the run's matmul peak. Images/s: images of each "
            "domain per second. Ratio < 1: ours is faster.", "",
            "## Wall time against the papers", ""] + paper_times(results)
   return "\n".join(head + rows + notes) + "\n"
