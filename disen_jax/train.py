@@ -182,12 +182,14 @@ def write_samples(method, state, config, test_ds, workdir: str, step: int) -> No
   loglib.save_grid(os.path.join(workdir, "samples", f"translations_{step:08d}.png"), rows)
 
 
-def train_and_evaluate(config, workdir: str, *, interrupt_at_step: int | None = None):
-  """Trains (or resumes) and evaluates; returns ``(final_state, eval_metrics)``."""
+def train_and_evaluate(config, workdir: str, *, interrupt_at_step: int | None = None,
+                       datasets: tuple[datalib.Dataset, datalib.Dataset] | None = None):
+  """Trains (or resumes) and evaluates; returns ``(final_state, eval_metrics)``. ``datasets``:
+  the ``(train, test)`` splits of ``config.data`` if the caller has built them already."""
   workdir = check_workdir(workdir)
   methods.get(config.method)  # an unknown method is an error before any data is read
-  train_ds = datalib.build(config.data, "train")
-  test_ds = datalib.build(config.data, "test")
+  train_ds, test_ds = datasets or (datalib.build(config.data, "train"),
+                                   datalib.build(config.data, "test"))
   training = setup_training(config, train_ds)
   method, state, step_fn = training.method, training.state, training.step_fn
 

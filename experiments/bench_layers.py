@@ -117,23 +117,15 @@ def torch_stage(kind: str, cin: int, cout: int):
   return TorchStage()
 
 
-def _timed(fn) -> float:
-  t = time.perf_counter()
-  fn()
-  return time.perf_counter() - t
-
-
 def bench_stage(kind: str, cin: int, cout: int, size: int, batch: int, with_torch: bool) -> dict:
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.uniform(-1, 1, (batch, size, size, cin)).astype(np.float32))
-  runs, flops, out_shape = {}, None, None
-  variables = None
+  variables = Stage(kind, cout, "lax").init(jax.random.PRNGKey(0), x)  # the same for both impls
+  out_shape = jax.eval_shape(Stage(kind, cout, "lax").apply, variables, x).shape
+  cot = jnp.asarray(rng.standard_normal(out_shape).astype(np.float32))
+  runs, flops = {}, None
   for impl in ("cpu", "lax"):
     module = Stage(kind, cout, impl)
-    if variables is None:
-      variables = module.init(jax.random.PRNGKey(0), x)
-      out_shape = jax.eval_shape(module.apply, variables, x).shape
-      cot = jnp.asarray(rng.standard_normal(out_shape).astype(np.float32))
     params, rest = variables["params"], {k: v for k, v in variables.items() if k != "params"}
     loss = lambda p, inp, module=module: jnp.sum(module.apply({"params": p, **rest}, inp) * cot)
     fwd_bwd = jax.jit(jax.grad(loss, argnums=(0, 1)), compiler_options=common.compiler_options())
@@ -161,14 +153,14 @@ def bench_stage(kind: str, cin: int, cout: int, size: int, batch: int, with_torc
       diff = float(np.max(np.abs(tmod(tx).numpy().transpose(0, 2, 3, 1) - ours)))
     if diff > 1e-3 * max(1.0, float(np.max(np.abs(ours)))):
       raise AssertionError(f"stage {kind}: PyTorch and JAX outputs differ by {diff}")
-  first = {name: _timed(fn) for name, fn in runs.items()}  # warm-up
+  first = {name: bench_steps._timed(fn) for name, fn in runs.items()}  # warm-up
   budget = bench_steps._BUDGET.value  # pylint: disable=protected-access
   repeats = int(np.clip(round(budget / max(sum(first.values()), 1e-3)), 3, 50))
   times = {name: [] for name in runs}
   for _ in range(repeats):
     for name, fn in runs.items():
       time.sleep(0.02)
-      times[name].append(_timed(fn))
+      times[name].append(bench_steps._timed(fn))
   out = {"kind": kind, "cin": cin, "cout": cout, "size": size, "batch": batch, "flops": flops,
          "repeats": repeats, **{f"{name}_s": float(np.median(t)) for name, t in times.items()}}
   out["jax_s"] = min(out["jax_cpu_s"], out["jax_lax_s"])

@@ -321,7 +321,8 @@ def markdown(results: dict, runs: list[dict]) -> str:
     head += ["**PyTorch was not installed (or `--notorch`): no comparison.** "
              "`pip install -e .[bench]` adds it.", ""]
   notes = ["", "GFLOP/step: XLA's cost analysis of the step with plain convolutions (the model's FLOPs; "
-           "the CPU formulations' own count is `flops_executed` in results.json). Of peak: achieved / the run's matmul peak. Images/s: images of each "
+           "the CPU formulations' own count is `flops_executed` in results.json). Of peak: achieved "
+           "/ the run's matmul peak. Images/s: images of each "
            "domain per second. Ratio < 1: ours is faster.", "",
            "## Wall time against the papers", ""] + paper_times(results)
   return "\n".join(head + rows + notes) + "\n"
