@@ -14,6 +14,7 @@ import os
 import ml_collections
 
 from disen_jax.methods.cross_domain import ABLATIONS as _ABLATIONS
+from disen_jax.methods.cross_domain import LOSS_GROUPS as _LOSS_GROUPS
 _MNIST = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                        "shared", "data", "mnist"))
 
@@ -63,6 +64,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # per_loss: one Adam per loss term, as the official code (False: one Adam on the weighted sum).
   c.optim = ml_collections.ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999, hold_fraction=1.0,
                                            per_loss=True))
+  # per_loss: each term's learning rate is lr * term_lr[term] (1 for all: the official code).
+  c.optim.term_lr = ml_collections.ConfigDict({t: 1.0 for t in _LOSS_GROUPS})
 
   c.eval = ml_collections.ConfigDict(dict(batch_size=500, num_show=8, num_noise=6, interp_steps=8))
   c.log_every = 100

@@ -8,6 +8,7 @@ import os
 import chex
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -203,6 +204,37 @@ def test_bad_ablations_are_errors_naming_the_field():
     init(config)
   with pytest.raises(ValueError, match="unknown config variant"):
     load_config("cross_domain_mnist", "cpu,no_gr")
+
+
+def test_term_lr_scales_exactly_its_own_terms_update(setup):
+  config, batch, state = setup
+  gen = {n: state.params[n] for n in cd.GENERATORS}
+  crit = {n: state.params[n] for n in cd.CRITICS}
+
+  def updates(term_lr):  # the generators' update with these per-term rates (traced: one compile)
+    c = config.copy_and_resolve_references()
+    c.optim.term_lr = ml_collections.ConfigDict(term_lr)
+    new, *_ = cd.generator_update(gen, crit, state.stats, state.opt_state["generators"], batch,
+                                  jax.random.PRNGKey(3), config=c)
+    return jax.tree_util.tree_map(jnp.subtract, new, gen)
+
+  rates = {t: [0.0, 1.0, 1.0] for t in cd.LOSS_GROUPS}
+  rates["shared"] = [1.0, 1.0, 3.0]  # the shared term alone, all at 1, the shared term tripled
+  out = jax.jit(jax.vmap(updates))({t: jnp.array(v) for t, v in rates.items()})
+  shared_alone, base, tripled = (jax.tree_util.tree_map(lambda a, i=i: a[i], out) for i in range(3))
+  assert np.abs(jax.tree_util.tree_leaves(shared_alone["G_e"])[0]).max() > 0
+  for n in cd.GENERATORS:  # tripling one term's rate adds twice that term's update, nothing else
+    chex.assert_trees_all_close(jax.tree_util.tree_map(jnp.subtract, tripled[n], base[n]),
+                                jax.tree_util.tree_map(lambda u: 2 * u, shared_alone[n]), atol=2e-6)
+  bad = config.copy_and_resolve_references()
+  bad.optim.per_loss = False
+  bad.optim.term_lr.shared = 2.0
+  with pytest.raises(ValueError, match="config.optim.term_lr"):
+    cd.check_config(bad)
+  bad = config.copy_and_resolve_references()
+  bad.optim.term_lr.no_such_term = 1.0
+  with pytest.raises(ValueError, match="config.optim.term_lr"):
+    cd.check_config(bad)
 
 
 def test_train_step_vmaps_over_seeds_and_trains():

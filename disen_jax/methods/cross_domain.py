@@ -51,9 +51,11 @@ generator networks take one step against the updated critics (the official order
 first). Adam(2e-4, b1 = 0.5) throughout. As in the official code, every generator loss term has
 its own Adam optimizer over the networks it trains (``LOSS_GROUPS``) and the updates of all terms
 are applied together (``config.optim.per_loss=True``). Adam is invariant to the scale of its loss,
-so in that mode the weights above only matter inside a term (X vs Y halves); ``per_loss=False``
-minimizes the weighted sum with one Adam instead (the pix2pix convention; cheaper: one backward
-pass instead of one per term).
+so in that mode the weights above only matter inside a term (X vs Y halves); what sets a term's
+pull against the others is its learning rate, ``optim.lr`` times ``optim.term_lr[term]`` (1 for
+every term in the official code; facades ``:cpu`` raises the shared L1's, see its config).
+``per_loss=False`` minimizes the weighted sum with one Adam instead (the pix2pix convention;
+cheaper: one backward pass instead of one per term).
 
 ``config.model.cpu_convs`` computes the same layers (same parameters, same numbers) in the way
 that is fastest on CPU: transposed convs as phase convs + depth-to-space, the critics' convs as
@@ -233,6 +235,12 @@ def check_config(config) -> None:
     raise ValueError(f"config.ablation has unknown switch(es) {sorted(unknown)}; known: {ABLATIONS}")
   if config.ablation.no_auto and config.ablation.normal_auto:
     raise ValueError("config.ablation.no_auto and config.ablation.normal_auto exclude each other")
+  term_lr = dict(config.optim.term_lr)
+  if set(term_lr) != set(LOSS_GROUPS):
+    raise ValueError(f"config.optim.term_lr={term_lr!r}: needs exactly the terms {tuple(LOSS_GROUPS)}")
+  if not config.optim.per_loss and any(v != 1.0 for v in term_lr.values()):
+    raise ValueError("config.optim.term_lr scales the per-term Adams of config.optim.per_loss=True; "
+                     "with per_loss=False set the loss weights (config.loss) instead")
 
 
 # ----------------------------------------------------------------------------- applying
@@ -421,6 +429,7 @@ def generator_update(gen, crit, stats, opt_state, batch, rng, *, config):
     sub = {n: gen[n] for n in LOSS_GROUPS[name]}
     grads, (terms, metrics, new_stats) = jax.grad(term, has_aux=True)(sub, name)
     updates, new_opt[name] = opt.update(grads, opt_state[name], sub)
+    updates = jax.tree_util.tree_map(lambda u: config.optim.term_lr[name] * u, updates)  # x 1: folded
     for n, u in updates.items():
       total_updates[n] = jax.tree_util.tree_map(jnp.add, total_updates[n], u)
   new_opt = {**opt_state, **new_opt}  # terms an ablation removed keep their (unused) state
