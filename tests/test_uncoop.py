@@ -71,6 +71,18 @@ def test_disentangler_residual_has_three_scales():
   chex.assert_equal_shape([maps["c2v"](batch["c"], r), batch["v"]])
 
 
+def test_maps_compile_once_per_config_and_compute_with_the_given_state():
+  """The evaluations of a run call ``maps`` on each new state: one compiled program serves all."""
+  config, state, batch = _setup(cooperative=False, kind="mlp")
+  other = uncoop.init(jax.random.PRNGKey(5), config, batch)
+  m1, m2 = uncoop.maps(state, config), uncoop.maps(other, config)
+  apply_d = lambda s: uncoop.networks(config)["D"].apply({"params": s.params["D"]}, batch["v"])[0]
+  np.testing.assert_allclose(m1["v2c"](batch["v"]), apply_d(state), rtol=1e-6)
+  np.testing.assert_allclose(m2["v2c"](batch["v"]), apply_d(other), rtol=1e-6)
+  assert not np.allclose(m1["v2c"](batch["v"]), m2["v2c"](batch["v"]))
+  assert m1["v2c"].func is m2["v2c"].func and m1["v2c"].func._cache_size() == 1
+
+
 @pytest.mark.parametrize("sequential", [False, True])
 def test_train_step_updates_only_what_it_should(sequential):
   config, state, batch = _setup(cooperative=False, kind="mlp")

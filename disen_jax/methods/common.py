@@ -1,10 +1,12 @@
 """Pieces every method shares: the state pytree, optimizers and their schedule."""
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 from flax import struct
 
@@ -53,6 +55,31 @@ def compiler_options() -> dict:
   if jax.default_backend() == "cpu":
     return {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
   return {}
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_maps(build: Callable, config: ml_collections.FrozenConfigDict) -> dict:
+  return {k: None if f is None else jax.jit(f) for k, f in build(config).items()}
+
+
+def _on_one_device(a):
+  if isinstance(a, jax.core.Tracer):  # maps built inside a transformation (e.g. eval_shape)
+    return a
+  if isinstance(a, jax.Array) and a.is_fully_replicated:
+    return a.addressable_data(0)
+  return jax.device_put(a, jax.local_devices()[0])
+
+
+def bind_maps(build: Callable, state: State, config) -> dict:
+  """A method's trained maps, bound to ``state``: ``build(config)`` returns ``{name: fn(params,
+  stats, *args)}`` (or ``None`` for a map the method lacks). Each is jitted once per ``(build,
+  config)`` with the parameters as arguments, so the evaluations of a run reuse one compiled
+  program per map instead of recompiling it with the parameters baked in as constants. The maps
+  run on this process's first device (the state is replicated; the inputs are host arrays of
+  any size)."""
+  fns = _jitted_maps(build, ml_collections.FrozenConfigDict(config))
+  params, stats = jax.tree_util.tree_map(_on_one_device, (state.params, state.stats))
+  return {k: None if f is None else functools.partial(f, params, stats) for k, f in fns.items()}
 
 
 def step_keys(state: State, n: int):

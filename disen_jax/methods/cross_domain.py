@@ -464,6 +464,29 @@ def train_step(state: common.State, batch, *, config):
 # ----------------------------------------------------------------------------- trained maps
 
 
+def _map_fns(config) -> dict:
+  nets = networks(config)
+
+  def apply(p, st, name, *args, **kwargs):
+    return nets[name].apply({"params": p[name], **st[name]}, *args, train=False, **kwargs)
+
+  def exclusive(encoder, decoder):
+    def f(p, st, img):
+      s, e = apply(p, st, encoder, img)
+      return apply(p, st, decoder, None, e, spatial=s.shape[1:3])
+    return f
+
+  return {
+      "encode_x": lambda p, st, x: apply(p, st, "G_e", x),
+      "encode_y": lambda p, st, y: apply(p, st, "F_e", y),
+      "decode_x": lambda p, st, s, e: apply(p, st, "F_d", s, e),
+      "decode_y": lambda p, st, s, e: apply(p, st, "G_d", s, e),
+      "translate_x2y": lambda p, st, x, z: apply(p, st, "G_d", apply(p, st, "G_e", x)[0], z),
+      "translate_y2x": lambda p, st, y, z: apply(p, st, "F_d", apply(p, st, "F_e", y)[0], z),
+      "exclusive_x2y": exclusive("G_e", "G_ex"), "exclusive_y2x": exclusive("F_e", "F_ex"),
+  }
+
+
 def maps(state: common.State, config) -> dict:
   """The trained maps (jitted, evaluation mode: running batch-norm statistics, no dropout/noise).
 
@@ -472,33 +495,7 @@ def maps(state: common.State, config) -> dict:
   * ``translate_x2y(x, z)`` = G_d(S^X, z), ``translate_y2x(y, z)`` = F_d(S^Y, z), z [N, exclusive_dim];
   * ``exclusive_x2y(x)`` = G_ex(E^X), ``exclusive_y2x(y)`` = F_ex(E^Y).
   """
-  nets = networks(config)
-  p, st = state.params, state.stats
-
-  def apply(name, *args, **kwargs):
-    return nets[name].apply({"params": p[name], **st[name]}, *args, train=False, **kwargs)
-
-  encode_x = jax.jit(lambda x: apply("G_e", x))
-  encode_y = jax.jit(lambda y: apply("F_e", y))
-  decode_x = jax.jit(lambda s, e: apply("F_d", s, e))
-  decode_y = jax.jit(lambda s, e: apply("G_d", s, e))
-
-  @jax.jit
-  def exclusive_x2y(x):
-    s, e = apply("G_e", x)
-    return apply("G_ex", None, e, spatial=s.shape[1:3])
-
-  @jax.jit
-  def exclusive_y2x(y):
-    s, e = apply("F_e", y)
-    return apply("F_ex", None, e, spatial=s.shape[1:3])
-
-  return {
-      "encode_x": encode_x, "encode_y": encode_y, "decode_x": decode_x, "decode_y": decode_y,
-      "translate_x2y": jax.jit(lambda x, z: apply("G_d", apply("G_e", x)[0], z)),
-      "translate_y2x": jax.jit(lambda y, z: apply("F_d", apply("F_e", y)[0], z)),
-      "exclusive_x2y": exclusive_x2y, "exclusive_y2x": exclusive_y2x,
-  }
+  return common.bind_maps(_map_fns, state, config)
 
 
 def sample(state: common.State, batch, *, config) -> dict:

@@ -93,13 +93,15 @@ def train_step(state: common.State, batch, *, config):
                        history={"c": hist_c, "v": hist_v}), metrics
 
 
+def _map_fns(config) -> dict:
+  nets = networks(config)
+  return {"v2c": lambda p, st, v: nets["G"].apply({"params": p["G"]}, v), "residual": None,
+          "c2v": lambda p, st, c, r=None: nets["F"].apply({"params": p["F"]}, c)}
+
+
 def maps(state: common.State, config) -> dict:
   """``v2c = G``; ``c2v(c, r) = F(c)``: the residual is ignored (CycleGAN has none)."""
-  nets = networks(config)
-  g, f = {"params": state.params["G"]}, {"params": state.params["F"]}
-  F = jax.jit(lambda c: nets["F"].apply(f, c))
-  return {"v2c": jax.jit(lambda v: nets["G"].apply(g, v)), "residual": None,
-          "c2v": lambda c, r=None: F(c)}
+  return common.bind_maps(_map_fns, state, config)
 
 
 def sample(state: common.State, batch, *, config) -> dict:

@@ -189,16 +189,18 @@ def train_step(state: common.State, batch, *, config):
   return new_state, metrics
 
 
+def _map_fns(config) -> dict:
+  nets = networks(config)
+  return {
+      "v2c": lambda p, st, v: nets["D"].apply({"params": p["D"]}, v)[0],
+      "residual": lambda p, st, v: nets["D"].apply({"params": p["D"]}, v)[1],
+      "c2v": lambda p, st, c, r: nets["E"].apply({"params": p["E"]}, c, r),
+  }
+
+
 def maps(state: common.State, config) -> dict:
   """The trained maps: ``v2c(v)``, ``residual(v)``, ``c2v(c, r)`` (jitted)."""
-  nets = networks(config)
-  d = {"params": state.params["D"]}
-  e = {"params": state.params["E"]}
-  return {
-      "v2c": jax.jit(lambda v: nets["D"].apply(d, v)[0]),
-      "residual": jax.jit(lambda v: nets["D"].apply(d, v)[1]),
-      "c2v": jax.jit(lambda c, r: nets["E"].apply(e, c, r)),
-  }
+  return common.bind_maps(_map_fns, state, config)
 
 
 def sample(state: common.State, batch, *, config) -> dict:
