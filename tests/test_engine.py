@@ -26,7 +26,10 @@ def _params_equal(a, b):
              zip(jax.tree_util.tree_leaves(jax.device_get(a)), jax.tree_util.tree_leaves(jax.device_get(b))))
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+# Configs of one method run on one xdist worker, one after another, so that programs they share
+# (e.g. the cross_domain step on MNIST and on facades) come from the compilation cache.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(load_config(n).method))
+                                  for n in CONFIGS])
 def test_test_variant_trains_on_8_devices(name, tmp_path, num_devices):
   assert num_devices == 8
   config = load_config(name, "test")

@@ -29,6 +29,7 @@ def _write_images(folder, sizes):
     Image.fromarray(u8).resize((size, size)).save(os.path.join(folder, f"img{i}.png"))
 
 
+@pytest.mark.xdist_group("uncoop")  # after the same run in test_engine: its programs are cached
 def test_translate_both_directions(faces_run, tmp_path, capsys):
   workdir, config = faces_run
   res = config.data.resolution
@@ -44,6 +45,7 @@ def test_translate_both_directions(faces_run, tmp_path, capsys):
   assert len(written) == 3
 
 
+@pytest.mark.xdist_group("uncoop")
 def test_translate_names_a_corrupt_file(faces_run, tmp_path):
   workdir, config = faces_run
   _write_images(tmp_path / "in", [config.data.resolution])
