@@ -1,7 +1,7 @@
 """orbax checkpointing of the whole training state and of the input pipeline's position.
 
 A checkpoint ``workdir/checkpoints/<step>/`` holds two items: ``state`` (step, rng, params,
-optimizers, history: ``StandardSave``, written by every process, orbax multi-host) and ``data``,
+optimizers, history: an orbax pytree, written by every process, orbax multi-host) and ``data``,
 the grain iterator's state as grain's orbax handler writes it (one JSON file per process). A
 resumed run restores both, so its input pipeline continues with the next unseen batch.
 
@@ -22,6 +22,7 @@ from typing import Any
 import grain
 import grain.checkpoint
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
@@ -57,20 +58,33 @@ class DataRestore(ocp.args.CheckpointArgs):
   item: Any
 
 
+def _state_handler() -> ocp.PyTreeCheckpointHandler:
+  """orbax's pytree handler (the format of ``StandardSave``). Replica-parallel writing (each
+  replica of a replicated array writes a slice of it) only when several processes can share the
+  writing: in one process it adds a compiled slice per array shape and writes nothing sooner
+  (measured: a cross_domain state on 8 CPU devices saves in 3 s instead of 8)."""
+  th = ocp.type_handlers
+  registry = th.create_type_handler_registry(
+      *((t, th.ScalarHandler()) for t in (int, float, bytes, np.number)),
+      (np.ndarray, th.NumpyHandler()), (str, th.StringHandler()),
+      (jax.Array, th.ArrayHandler(use_replica_parallel=jax.process_count() > 1)))
+  return ocp.PyTreeCheckpointHandler(type_handler_registry=registry)
+
+
 class Checkpointer:
   """Saves the state pytree (and the data iterator) under ``workdir/checkpoints/<step>``."""
 
   def __init__(self, workdir: str, *, max_to_keep: int = 3):
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     self.manager = ocp.CheckpointManager(
-        self.directory, item_names=("state", "data"),
+        self.directory, item_handlers={"state": _state_handler(), "data": DataHandler()},
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def save(self, step: int, state, data_iterator=None) -> None:
-    items = {"state": ocp.args.StandardSave(state)}
+    items = {"state": ocp.args.PyTreeSave(state)}
     if data_iterator is not None:
       items["data"] = DataSave(data_iterator)
     self.manager.save(step, args=ocp.args.Composite(**items), force=True)
@@ -88,7 +102,8 @@ class Checkpointer:
         return state
       grain.experimental.set_next_index(data_iterator, int(step))
       return state, data_iterator
-    items = {"state": ocp.args.StandardRestore(abstract)}
+    items = {"state": ocp.args.PyTreeRestore(
+        abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract))}
     if data_iterator is not None:
       items["data"] = DataRestore(data_iterator)
     restored = self.manager.restore(step, args=ocp.args.Composite(**items))
