@@ -3,10 +3,13 @@
 Each run is ``train.train_and_evaluate`` of a ``configs/cross_domain_*.py`` variant in its own
 workdir under ``--runs`` (checkpoints and samples, not committed), so rerunning an experiment
 resumes its runs where they stopped. The figures and ``results.json`` / ``results.md`` go to
-``--out``.
+``--out``. To choose a setting without the test pairs, ``--validation=N`` trains on the training
+split less N held-out pairs and evaluates on those N; ``--set=field=value`` overrides config
+fields (e.g. ``--set=optim.term_lr.shared=1.0``).
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import sys
@@ -14,6 +17,7 @@ import time
 
 from absl import flags
 from absl import logging
+import numpy as np
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
@@ -30,6 +34,12 @@ STEPS = flags.DEFINE_integer("steps", None, "Override config.num_steps.")
 SEED = flags.DEFINE_integer("seed", None, "Override config.seed.")
 HOLD = flags.DEFINE_float("hold_fraction", None, "Override config.optim.hold_fraction (1 = a "
                           "constant learning rate).")
+
+VALIDATION = flags.DEFINE_integer(
+    "validation", 0, "Hold out this many training pairs (a fixed random choice) and evaluate on "
+    "them instead of the test split: for choosing settings without looking at the test pairs.")
+SET = flags.DEFINE_multi_string("set", [], "A config override, e.g. --set=optim.term_lr.shared=1 "
+                                "(repeatable; the value is a Python literal).")
 
 CONFIGS = {"mnist": cross_domain_mnist, "facades": cross_domain_facades}
 
@@ -56,16 +66,55 @@ def make_config(data: str, variant: str):
     config.seed = SEED.value
   if HOLD.value is not None:
     config.optim.hold_fraction = HOLD.value
+  for item in SET.value:
+    key, _, value = item.partition("=")
+    *path, last = key.split(".")
+    node = config
+    try:
+      for part in path:
+        node = node[part]
+      node[last] = ast.literal_eval(value)
+    except (KeyError, ValueError, SyntaxError, TypeError) as e:
+      raise ValueError(f"--set={item}: not a config field and a Python literal ({e})") from e
   return config
+
+
+def run_name(name: str) -> str:
+  """The run's workdir name: runs with other overrides or another evaluation set do not resume it."""
+  parts = [name] + [f"val{VALIDATION.value}"] * bool(VALIDATION.value) + list(SET.value)
+  return "_".join(parts).replace("/", "-")
+
+
+def split_validation(config, n: int):
+  """``(train, validation)`` from the training split: ``n`` pairs held out by a fixed
+  permutation (seed 0) and read as a test split is (no random crops or flips), the rest."""
+  plain = config.data.copy_and_resolve_references()
+  for field, value in (("load_size", 0), ("random_flip", False)):
+    if field in plain:
+      plain[field] = value
+  train_ds = datalib.build(config.data, "train").materialize(config.data)
+  plain_ds = datalib.build(plain, "train").materialize(plain)
+  size = train_ds.sizes()[next(iter(train_ds.domains))]
+  if not 0 < n < size:
+    raise ValueError(f"--validation={n}: must be between 1 and {size - 1} (the training pairs)")
+  order = np.random.default_rng(0).permutation(size)
+  keep, held = np.sort(order[:size - n]), np.sort(order[size - n:])
+  take = lambda ds, idx: datalib.Dataset({k: np.asarray(v)[idx] for k, v in ds.domains.items()},
+                                         {k: np.asarray(v)[idx] for k, v in ds.extras.items()},
+                                         ds.paired)
+  return take(train_ds, keep), take(plain_ds, held)
 
 
 def run(config, name: str, figures_dir: str) -> dict:
   """Trains (or resumes) ``config`` in ``--runs/<name>``; returns the nested final metrics plus
   run facts, and draws the evaluator's figures into ``figures_dir``."""
-  workdir = os.path.join(os.path.abspath(RUNS.value), name)
+  workdir = os.path.join(os.path.abspath(RUNS.value), run_name(name))
   os.makedirs(os.path.dirname(workdir), exist_ok=True)
   t0 = time.time()  # the data are built once, inside the timed part as the engine would
-  train_ds, test_ds = datalib.build(config.data, "train"), datalib.build(config.data, "test")
+  if VALIDATION.value:
+    train_ds, test_ds = split_validation(config, VALIDATION.value)
+  else:
+    train_ds, test_ds = datalib.build(config.data, "train"), datalib.build(config.data, "test")
   state, final = train.train_and_evaluate(config, workdir, datasets=(train_ds, test_ds))
   seconds = time.time() - t0
   cd_eval.save_figures(methods.get(config.method).maps(state, config), test_ds, config, figures_dir)
@@ -74,7 +123,9 @@ def run(config, name: str, figures_dir: str) -> dict:
                  steps=int(state.step), batch_size=config.batch_size, seconds=round(seconds, 1),
                  hold_fraction=config.optim.hold_fraction,
                  resolution=config.data.resolution, machine=machine(),
-                 test_pairs=test_ds.sizes()["x"], train_pairs=train_ds.sizes()["x"])
+                 test_pairs=test_ds.sizes()["x"], train_pairs=train_ds.sizes()["x"],
+                 evaluated_on=f"validation: {VALIDATION.value} held-out training pairs"
+                 if VALIDATION.value else "test", overrides=list(SET.value))
   return results
 
 
@@ -102,7 +153,9 @@ def intro(title: str, data: str, results: dict) -> list[str]:
           f"`python experiments/cross_domain_{data}.py --variant={variant}`: config "
           f"`cross_domain_{data}.py:{variant}` ({results['resolution']} px), {results['steps']} steps "
           f"of batch {results['batch_size']} on {results['train_pairs']} training pairs; "
-          f"{results['test_pairs']} held-out test pairs that training never sees; "
+          f"{results['test_pairs']} held-out {'test' if results['evaluated_on'] == 'test' else 'validation'} "
+          f"pairs that training never sees"
+          + "".join(f", `--set={o}`" for o in results["overrides"]) + "; "
           f"{results['seconds'] / 60:.1f} min for training and evaluation on {results['machine']}.",
           ""]
 
