@@ -78,9 +78,10 @@ def test_maps_compile_once_per_config_and_compute_with_the_given_state():
   m1, m2 = uncoop.maps(state, config), uncoop.maps(other, config)
   apply_d = lambda s: uncoop.networks(config)["D"].apply({"params": s.params["D"]}, batch["v"])[0]
   np.testing.assert_allclose(m1["v2c"](batch["v"]), apply_d(state), rtol=1e-6)
+  compiled = m1["v2c"].func._cache_size()  # (other tests may have compiled other shapes)
   np.testing.assert_allclose(m2["v2c"](batch["v"]), apply_d(other), rtol=1e-6)
+  assert m2["v2c"].func is m1["v2c"].func and m2["v2c"].func._cache_size() == compiled
   assert not np.allclose(m1["v2c"](batch["v"]), m2["v2c"](batch["v"]))
-  assert m1["v2c"].func is m2["v2c"].func and m1["v2c"].func._cache_size() == 1
 
 
 @pytest.mark.parametrize("sequential", [False, True])
