@@ -73,9 +73,12 @@ def make_config(data: str, variant: str):
     try:
       for part in path:
         node = node[part]
+      if last not in node:
+        raise KeyError(last)
       node[last] = ast.literal_eval(value)
     except (KeyError, ValueError, SyntaxError, TypeError) as e:
-      raise ValueError(f"--set={item}: not a config field and a Python literal ({e})") from e
+      raise ValueError(f"--set={item}: expected field=value with an existing config field and a "
+                       f"Python literal value ({type(e).__name__}: {e})") from e
   return config
 
 
