@@ -17,6 +17,7 @@ import time
 
 from absl import flags
 from absl import logging
+from ml_collections.config_flags import config_path
 import numpy as np
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -68,14 +69,8 @@ def make_config(data: str, variant: str):
     config.optim.hold_fraction = HOLD.value
   for item in SET.value:
     key, _, value = item.partition("=")
-    *path, last = key.split(".")
-    node = config
-    try:
-      for part in path:
-        node = node[part]
-      if last not in node:
-        raise KeyError(last)
-      node[last] = ast.literal_eval(value)
+    try:  # ml_collections' own setter (that of --config.<field>=): unknown fields are errors
+      config_path.set_value(key, config, ast.literal_eval(value))
     except (KeyError, ValueError, SyntaxError, TypeError) as e:
       raise ValueError(f"--set={item}: expected field=value with an existing config field and a "
                        f"Python literal value ({type(e).__name__}: {e})") from e
@@ -96,7 +91,7 @@ def split_validation(config, n: int):
     if field in plain:
       plain[field] = value
   train_ds = datalib.build(config.data, "train").materialize(config.data)
-  plain_ds = datalib.build(plain, "train").materialize(plain)
+  plain_ds = train_ds if plain == config.data else datalib.build(plain, "train").materialize(plain)
   size = train_ds.sizes()[next(iter(train_ds.domains))]
   if not 0 < n < size:
     raise ValueError(f"--validation={n}: must be between 1 and {size - 1} (the training pairs)")
