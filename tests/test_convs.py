@@ -6,6 +6,7 @@ import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -83,6 +84,29 @@ def test_networks_compute_the_same_with_either_impl(net):
   (out, grads), (ref_out, ref_grads) = outputs_and_grads("cpu"), outputs_and_grads("lax")
   np.testing.assert_allclose(out, ref_out, atol=1e-5)
   chex.assert_trees_all_close(grads, ref_grads, atol=5e-4, rtol=1e-4)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="YNNPACK is XLA:CPU's")
+def test_large_convs_go_to_xla_convolution_kernel_with_the_same_numbers():
+  """Above ``SMALL_CONV_FLOPS`` and ``SMALL_CONV_POSITIONS`` the "cpu" formulation is XLA's
+  convolution, which ``cpu_xla_convs`` keeps from YNNPACK (jax 0.10's default, 3x slower):
+  flax's outputs and gradients."""
+  x = jax.random.normal(jax.random.PRNGKey(1), (1, 18, 18, 128))  # 256 positions, 75 MFLOP
+  ours = Conv(128, (3, 3), padding="VALID", impl="cpu")
+  reference = nn.Conv(128, (3, 3), padding="VALID")
+  variables = reference.init(KEY, x)
+  options = common.compiler_options(ml_collections.ConfigDict({"cpu_xla_convs": True}))
+  fn = lambda v: (ours.apply(v, x), jax.grad(_loss(ours))(v, x))
+  compiled = jax.jit(fn, compiler_options=options).lower(variables).compile()
+  assert "__ynn_fusion" not in compiled.as_text()
+  plain = jax.jit(fn, compiler_options=common.compiler_options()).lower(variables).compile()
+  assert "__ynn_fusion" in plain.as_text()  # if this fails, check whether the option is needed
+  out, grads = compiled(variables)
+  ref_fn = lambda v: (reference.apply(v, x), jax.grad(_loss(reference))(v, x))
+  ref_out, ref_grads = jax.jit(ref_fn, compiler_options={"xla_backend_optimization_level": 0})(
+      variables)
+  np.testing.assert_allclose(out, ref_out, atol=1e-4)
+  chex.assert_trees_all_close(grads, ref_grads, atol=1e-3, rtol=1e-4)
 
 
 def test_auto_impl_follows_the_backend():

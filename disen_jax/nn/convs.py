@@ -1,22 +1,32 @@
 """Convolutions with a CPU formulation: the layers of ``nn.Conv`` / ``nn.ConvTranspose`` (same
-parameter names, shapes and initializers, so a checkpoint loads into either), computed on CPU as
-shifted slices + one large matmul where that beats XLA:CPU's own convolution.
+parameter names, shapes and initializers, so a checkpoint loads into either), computed on CPU in
+the way that is fastest there.
 
-Why (profiles on a 2-core CPU, jax 0.10, ``experiments/results/bench_steps``): in the CycleGAN
-ResNet generator's forward + backward (128 px, batch 1, width 64) XLA spent ~0.7 of ~1.9 s on
-the kernel gradients of the two stride-2 transposed convs (lhs-dilated convolutions, which miss
-XLA:CPU's fast YNNPACK path) and ~0.17 s on the 7x7 convolution down to 3 channels; its stride-1
-convolutions run 1.2-1.6x slower than one im2col matmul at batch 4, and ~5x slower for the
-PatchGAN's 4x4 convs on small maps. The formulations:
+Why (profiles on a 2-core CPU, jax 0.10, ``experiments/results/bench_layers`` and
+``bench_steps``): jitted with ``methods.common.compiler_options(config)`` and
+``config.cpu_xla_convs`` (XLA's own convolution kernel, not YNNPACK's, the default), a
+large convolution runs as fast as PyTorch's oneDNN (a 3x3 one at 256 channels, 32x32: ~100 GFLOP/s
+forward + backward; XLA's own convolution: ~40). Not so:
+
+* Stride-2 transposed convolutions (lhs-dilated convolutions: their kernel gradients took ~0.4 s
+  per layer of the CycleGAN generator at 128 px, batch 1).
+* Small convolutions (under ``SMALL_CONV_FLOPS`` or ``SMALL_CONV_POSITIONS``, e.g. every conv
+  of the 32 px ``:cpu`` networks): a whole step ran 1.1-1.4x slower with XLA's
+  convolutions than with the matmuls below, though layer by layer they are as fast.
+* Convolutions with few output channels (the 7x7 conv to RGB): 1.1-1.4x slower than
+  ``overlap_add(x @ W)``.
+
+The formulations:
 
 * ``patches`` / ``overlap_add``: the two shift operations, each the other's adjoint (custom VJPs:
   XLA's autodiff of a stack of slices builds one full-size padded copy per tap, ~1 s for a 7x7
   kernel at 128 px). Rows, then columns: 14 slices for a 7x7 kernel, not 49 (compile time).
-* A stride-1 convolution is ``patches(x) @ W`` (im2col: one matmul contracting over
+* A small stride-1 convolution is ``patches(x) @ W`` (im2col: one matmul contracting over
   ``taps x in``), or ``overlap_add(x @ W)`` when it has few output channels. Its VJP keeps only
-  ``x``, not the patches, and takes each gradient as one matmul (``_conv_matmul_bwd``).
+  ``x``, not the patches, and takes each gradient as one matmul (``_conv_matmul_bwd``). A large
+  one is XLA's convolution.
 * A stride-2 'SAME' transposed convolution is four stride-1 convolutions, one per output phase
-  with only the taps it uses, then a depth-to-space shuffle (sub-pixel convolution): 7-15x faster
+  with only the taps it uses, then a depth-to-space shuffle (sub-pixel convolution): 9-19x faster
   than XLA's; one convolution computing the four phases at once (zero taps included) was another
   1.7-2.3x slower.
 * Stride-2 convolutions stay with XLA (as fast as any of the formulations here).
@@ -24,8 +34,9 @@ PatchGAN's 4x4 convs on small maps. The formulations:
 ``impl``: ``"lax"`` is the plain formulation (``lax.conv_general_dilated`` / ``lax.conv_transpose``,
 the right one on accelerators); ``"cpu"`` the formulations above; ``"auto"`` is ``"cpu"`` when
 JAX's default backend is the CPU and ``"lax"`` otherwise. All compute the same numbers to float
-rounding (``tests/test_convs.py``). Jit a step using them with ``methods.common.compiler_options()``:
-XLA:CPU's default scheduler keeps the patches of every layer alive at once.
+rounding (``tests/test_convs.py``). Jit a step using them with
+``methods.common.compiler_options(config)`` (a scheduler that does not keep the patches of every
+layer alive at once; XLA's convolution kernel if the config asks).
 """
 from __future__ import annotations
 
@@ -39,6 +50,12 @@ import numpy as np
 
 IMPLS = ("auto", "lax", "cpu")
 SMALL_CHANNELS = 4  # "few channels" for the formulations below
+# Stride-1 convolutions under this many FLOPs (forward) or output positions (batch x H x W) take
+# the matmul formulations. Measured sides: the 32 px :cpu networks' convs (<= 19 MFLOP, or 72
+# positions for the PatchGAN's 4x4 convs on a batch of 8: matmuls faster in the step) and the
+# 128 px generators' (>= 67 MFLOP and >= 1024 positions: XLA's convolution 1.1-1.7x faster).
+SMALL_CONV_FLOPS = 5e7
+SMALL_CONV_POSITIONS = 256
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
@@ -104,9 +121,13 @@ overlap_add.defvjp(_overlap_add_fwd, _overlap_add_bwd)
 
 
 def conv_valid(x, kernel, impl: str = "lax"):
-  """Stride-1 'VALID' convolution, NHWC x HWIO, in the formulation ``impl`` picks."""
+  """Stride-1 'VALID' convolution, NHWC x HWIO, in the formulation ``impl`` picks (on "cpu": the
+  matmuls for a small one or one with few outputs, else XLA's)."""
   kh, kw, cin, cout = kernel.shape
-  if resolve_impl(impl) == "cpu" and kh * kw > 1:
+  positions = x.shape[0] * (x.shape[1] - kh + 1) * (x.shape[2] - kw + 1)
+  small = (cout <= SMALL_CHANNELS or positions < SMALL_CONV_POSITIONS
+           or 2 * positions * kh * kw * cin * cout < SMALL_CONV_FLOPS)
+  if resolve_impl(impl) == "cpu" and kh * kw > 1 and small:
     return _conv_matmul(x, kernel.reshape(kh * kw, cin, cout), kh, kw)
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=_DN)
 
@@ -174,7 +195,7 @@ def _transpose_phase_taps(k: int):
 def conv_transpose_phases(x, kernel):
   """``lax.conv_transpose(x, kernel, (2, 2), "SAME")`` (NHWC x HWIO, square kernel) as four
   stride-1 convolutions, one per output phase (output ``(2m + a, 2n + b)``), each with only the
-  taps that phase uses (``conv_valid``'s matmuls), then depth-to-space. A 3x3 kernel's phases use
+  taps that phase uses (``conv_valid``), then depth-to-space. A 3x3 kernel's phases use
   4, 2, 2 and 1 taps: 9 tap products per input pixel, where one convolution giving the four
   phases at once computes 16 (36 for a 4x4 kernel, against 16); measured 1.7-2.3x faster forward
   + backward at 128 px than that single convolution (``experiments/results/bench_layers``)."""
@@ -196,8 +217,8 @@ def conv_transpose_phases(x, kernel):
 
 def conv(x, kernel, strides=(1, 1), padding="VALID", impl: str = "lax"):
   """``lax.conv_general_dilated`` (NHWC x HWIO; ``padding`` a string or explicit pairs) in the
-  formulation ``impl`` picks: on "cpu", stride-1 convolutions by ``conv_valid``'s matmuls
-  (stride-2 ones stay with XLA's convolution, the fastest there)."""
+  formulation ``impl`` picks: on "cpu", stride-1 convolutions by ``conv_valid`` (stride-2 ones
+  stay with XLA's convolution, the fastest there)."""
   strides = tuple(strides)
   if isinstance(padding, str):
     padding = jax.lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
