@@ -126,11 +126,11 @@ def bench_stage(kind: str, cin: int, cout: int, size: int, batch: int, with_torc
   out_shape = jax.eval_shape(Stage(kind, cout, "lax").apply, variables, x).shape
   cot = jnp.asarray(rng.standard_normal(out_shape).astype(np.float32))
   runs, flops = {}, None
+  options = common.compiler_options(ml_collections.ConfigDict({"cpu_xla_convs": True}))  # as configs
   for impl in ("cpu", "lax"):
     module = Stage(kind, cout, impl)
     params, rest = variables["params"], {k: v for k, v in variables.items() if k != "params"}
     loss = lambda p, inp, module=module: jnp.sum(module.apply({"params": p, **rest}, inp) * cot)
-    options = common.compiler_options(ml_collections.ConfigDict({"cpu_xla_convs": True}))
     fwd_bwd = jax.jit(jax.grad(loss, argnums=(0, 1)), compiler_options=options)
     lowered = fwd_bwd.lower(params, x)
     if impl == "lax":

@@ -124,12 +124,17 @@ def conv_valid(x, kernel, impl: str = "lax"):
   """Stride-1 'VALID' convolution, NHWC x HWIO, in the formulation ``impl`` picks (on "cpu": the
   matmuls for a small one or one with few outputs, else XLA's)."""
   kh, kw, cin, cout = kernel.shape
-  positions = x.shape[0] * (x.shape[1] - kh + 1) * (x.shape[2] - kw + 1)
-  small = (cout <= SMALL_CHANNELS or positions < SMALL_CONV_POSITIONS
-           or 2 * positions * kh * kw * cin * cout < SMALL_CONV_FLOPS)
-  if resolve_impl(impl) == "cpu" and kh * kw > 1 and small:
+  if resolve_impl(impl) == "cpu" and kh * kw > 1 and _small(x.shape, kernel.shape):
     return _conv_matmul(x, kernel.reshape(kh * kw, cin, cout), kh, kw)
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=_DN)
+
+
+def _small(x_shape, kernel_shape) -> bool:
+  """Few output channels, or under ``SMALL_CONV_POSITIONS`` or ``SMALL_CONV_FLOPS``."""
+  (n, h, w, _), (kh, kw, cin, cout) = x_shape, kernel_shape
+  positions = n * (h - kh + 1) * (w - kw + 1)
+  return (cout <= SMALL_CHANNELS or positions < SMALL_CONV_POSITIONS
+          or 2 * positions * kh * kw * cin * cout < SMALL_CONV_FLOPS)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
