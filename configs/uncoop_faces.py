@@ -44,9 +44,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # How convolutions are computed (same parameters, same numbers): "auto" = the CPU formulations
   # of disen_jax.nn.convs on a CPU backend, XLA's convolutions elsewhere; or "cpu" / "lax".
   c.model.conv_impl = "auto"
-  # On CPU, convolutions by XLA's own kernel, not YNNPACK (methods.common.compiler_options): this
-  # ResNet step 1.2-1.5x faster at 128-256 px (experiments/results/bench_steps).
-  c.cpu_xla_convs = True
 
   c.loss = ml_collections.ConfigDict(dict(v=10.0, c=10.0, r=0.1, gan=1.0))
   c.optim = ml_collections.ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999, hold_fraction=0.5))

@@ -171,7 +171,7 @@ def setup_training(config, train_ds: datalib.Dataset | None = None) -> Training:
   state = init_fn(jax.random.PRNGKey(config.seed), batch=to_global(batches[0], batch_sharding))
   step_fn = jax.jit(functools.partial(method.train_step, config=config),
                     in_shardings=(replicated, batch_sharding), out_shardings=replicated,
-                    donate_argnums=0, compiler_options=common.compiler_options(config))
+                    donate_argnums=0, compiler_options=common.compiler_options())
   return Training(method, state, step_fn, batches, batch_sharding)
 
 

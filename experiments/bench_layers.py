@@ -9,8 +9,7 @@ says which layers make the gap. For every stage of the paper-size networks (widt
 nine), the two stride-2 transposed convs, the 7x7 output conv, and the whole spectral-norm
 PatchGAN, each with its instance norm and activation as in ``disen_jax.nn``. Each stage is timed
 as forward + backward (gradients of the parameters and of the input, against a fixed random
-cotangent) jitted with ``common.compiler_options()`` and ``cpu_xla_convs`` (as the ResNet
-configs), in both of our conv formulations (``impl="cpu"`` and ``"lax"``, see
+cotangent) jitted with ``common.compiler_options()`` (as the engine), in both of our conv formulations (``impl="cpu"`` and ``"lax"``, see
 ``disen_jax/nn/convs.py``), and in PyTorch with the same parameters
 (``experiments/reference_torch``), interleaved so that both see the same load. GFLOP: XLA's
 cost analysis of the ``lax`` stage. "x per generator" weighs each stage by how often the
@@ -29,7 +28,6 @@ from absl import flags
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -126,7 +124,7 @@ def bench_stage(kind: str, cin: int, cout: int, size: int, batch: int, with_torc
   out_shape = jax.eval_shape(Stage(kind, cout, "lax").apply, variables, x).shape
   cot = jnp.asarray(rng.standard_normal(out_shape).astype(np.float32))
   runs, flops = {}, None
-  options = common.compiler_options(ml_collections.ConfigDict({"cpu_xla_convs": True}))  # as configs
+  options = common.compiler_options()
   for impl in ("cpu", "lax"):
     module = Stage(kind, cout, impl)
     params, rest = variables["params"], {k: v for k, v in variables.items() if k != "params"}

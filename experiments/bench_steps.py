@@ -7,7 +7,7 @@ update in PyTorch, and against the machine's measured matmul peak.
 
 For each setting (the ``:cpu`` configs; the paper's networks at 128 and 256 px, batch 1 and 4):
 the compile time of our jitted step (jitted as the engine does: state donated, with
-``common.compiler_options(config)``), then the median, min and max of the step time over
+``common.compiler_options()``), then the median, min and max of the step time over
 repeated steps (each blocked until ready), steps/s and images/s (images of each domain); the same
 for the PyTorch reference (``experiments/reference_torch``, loaded with the same initial parameters),
 timed in the same process, one JAX step and one torch step in turn so that both see the same
@@ -104,7 +104,7 @@ def jax_step(config, batch):
   method = methods.get(config.method)
   state = jax.jit(lambda rng, b: method.init(rng, config, b))(jax.random.PRNGKey(config.seed), batch)
   jitted = jax.jit(functools.partial(method.train_step, config=config), donate_argnums=0,
-                   compiler_options=common.compiler_options(config))
+                   compiler_options=common.compiler_options())
   t = time.perf_counter()
   compiled = jitted.lower(state, batch).compile()
   return compiled, state, time.perf_counter() - t, cost_flops(compiled)

@@ -47,25 +47,26 @@ def conv_impl(config) -> str:
   return impl
 
 
-def compiler_options(config=None) -> dict:
-  """XLA options for jitting ``config``'s train step on this backend. On CPU:
+def compiler_options() -> dict:
+  """XLA options for jitting a train step on this backend. On CPU:
 
   * XLA's default scheduler orders the step for running independent ops concurrently and so
     cannot reuse their buffers: the memory-optimized one needs 2-2.5x less memory (e.g. 7.5
     instead of 19.6 GB for a CycleGAN step at 256 px, batch 4) at the same or better speed on 2
     cores.
-  * ``config.cpu_xla_convs``: jax 0.10's XLA:CPU hands every convolution to YNNPACK (a
-    ``__ynn_fusion``), where a 3x3 one at 256 channels runs at ~40 GFLOP/s; limiting YNNPACK to
-    dots leaves convolutions to XLA's own kernel: ~140 GFLOP/s (dots about as fast). The ResNet
-    configs set it (their 128-256 px steps 1.2-1.5x faster, ``experiments/results/bench_steps``);
-    the 64 px cross_domain facades step ran 1.5x *slower* with it (1.21 against 0.80 s; not
-    broken down yet), so it is a per-config choice."""
+  * Which ops XLA:CPU hands to YNNPACK (``xla_cpu_experimental_ynn_fusion_type``): dots and
+    reductions, not convolutions. jax 0.10's default hands it all three; there a 3x3
+    convolution at 256 channels runs at ~40 GFLOP/s, in XLA's own kernel at ~140. Reductions
+    must stay: XLA's own reduce over non-minor axes (instance and batch norms, bias gradients)
+    is not vectorized, 1.4 ms to sum a 4x32x32x256 array that YNNPACK sums in 0.14. The CycleGAN
+    step at 128 px, batch 4: 26-28 s by default or with dots alone, 19.7 s with dots and
+    reductions; the 64 px cross_domain steps as fast as by default (dots alone: 1.5x slower).
+    Elementwise ops too: 2.5x slower."""
   if jax.default_backend() != "cpu":
     return {}
-  options = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
-  if config is not None and config.get("cpu_xla_convs", False):
-    options["xla_cpu_experimental_ynn_fusion_type"] = "LIBRARY_FUSION_TYPE_DOT"
-  return options
+  return {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED",
+          "xla_cpu_experimental_ynn_fusion_type":
+              "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 
 
 @functools.lru_cache(maxsize=None)

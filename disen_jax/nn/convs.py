@@ -3,10 +3,10 @@ parameter names, shapes and initializers, so a checkpoint loads into either), co
 the way that is fastest there.
 
 Why (profiles on a 2-core CPU, jax 0.10, ``experiments/results/bench_layers`` and
-``bench_steps``): jitted with ``methods.common.compiler_options(config)`` and
-``config.cpu_xla_convs`` (XLA's own convolution kernel, not YNNPACK's, the default), a
-large convolution runs as fast as PyTorch's oneDNN (a 3x3 one at 256 channels, 32x32: ~100 GFLOP/s
-forward + backward; XLA's own convolution: ~40). Not so:
+``bench_steps``): jitted with ``methods.common.compiler_options()`` (XLA's own convolution
+kernel, not YNNPACK's, jax 0.10's default), a large convolution runs as fast as PyTorch's
+oneDNN (a 3x3 one at 256 channels, 32x32: ~100 GFLOP/s forward + backward; in YNNPACK: ~40).
+Not so:
 
 * Stride-2 transposed convolutions (lhs-dilated convolutions: their kernel gradients took ~0.4 s
   per layer of the CycleGAN generator at 128 px, batch 1).
@@ -35,8 +35,8 @@ The formulations:
 the right one on accelerators); ``"cpu"`` the formulations above; ``"auto"`` is ``"cpu"`` when
 JAX's default backend is the CPU and ``"lax"`` otherwise. All compute the same numbers to float
 rounding (``tests/test_convs.py``). Jit a step using them with
-``methods.common.compiler_options(config)`` (a scheduler that does not keep the patches of every
-layer alive at once; XLA's convolution kernel if the config asks).
+``methods.common.compiler_options()`` (a scheduler that does not keep the patches of every
+layer alive at once; XLA's convolution kernel).
 """
 from __future__ import annotations
 
