@@ -29,7 +29,9 @@ The formulations:
   with only the taps it uses, then a depth-to-space shuffle (sub-pixel convolution): 9-19x faster
   than XLA's; one convolution computing the four phases at once (zero taps included) was another
   1.7-2.3x slower.
-* Stride-2 convolutions stay with XLA (as fast as any of the formulations here).
+* A stride-2 convolution (with more than ``SMALL_CHANNELS`` inputs) runs forward as XLA's and
+  backward as four stride-1 convolutions, one per input phase with only its taps: XLA's
+  gradient of a strided convolution is an lhs-dilated one, 2-3x slower.
 
 ``impl``: ``"lax"`` is the plain formulation (``lax.conv_general_dilated`` / ``lax.conv_transpose``,
 the right one on accelerators); ``"cpu"`` the formulations above; ``"auto"`` is ``"cpu"`` when
@@ -222,14 +224,52 @@ def conv_transpose_phases(x, kernel):
 
 def conv(x, kernel, strides=(1, 1), padding="VALID", impl: str = "lax"):
   """``lax.conv_general_dilated`` (NHWC x HWIO; ``padding`` a string or explicit pairs) in the
-  formulation ``impl`` picks: on "cpu", stride-1 convolutions by ``conv_valid`` (stride-2 ones
-  stay with XLA's convolution, the fastest there)."""
+  formulation ``impl`` picks: on "cpu", stride-1 convolutions by ``conv_valid``, stride-2 ones
+  by ``conv_stride2`` (XLA's forward, the phases' backward) unless they have few inputs."""
   strides = tuple(strides)
   if isinstance(padding, str):
     padding = jax.lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
+  padding = tuple(tuple(p) for p in padding)
   if strides == (1, 1):
     return conv_valid(jnp.pad(x, ((0, 0), *padding, (0, 0))), kernel, impl)
+  if strides == (2, 2) and resolve_impl(impl) == "cpu" and x.shape[-1] > SMALL_CHANNELS:
+    return conv_stride2(x, kernel, padding)
   return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DN)
+
+
+def conv_stride2_phases(x, kernel, padding):
+  """A stride-2 convolution as the sum of four stride-1 ones (``conv_valid``, "cpu"), one per
+  input phase ``x[a::2, b::2]`` with the taps ``kernel[a::2, b::2]`` that meet it."""
+  kh, kw = kernel.shape[:2]
+  x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+  ho, wo = (x.shape[1] - kh) // 2 + 1, (x.shape[2] - kw) // 2 + 1
+  out = 0.0
+  for a in range(min(2, kh)):
+    for b in range(min(2, kw)):
+      taps = kernel[a::2, b::2]
+      phase = x[:, a::2, b::2][:, :ho + taps.shape[0] - 1, :wo + taps.shape[1] - 1]
+      out = out + conv_valid(phase, taps, "cpu")
+  return out
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_stride2(x, kernel, padding):
+  """A stride-2 convolution: XLA's forward; the backward of ``conv_stride2_phases``. XLA's own
+  gradient of a strided convolution (an lhs-dilated convolution for the input) took 147 ms
+  forward + backward for the generator's first one at 128 px, batch 4 (PyTorch: 122); this
+  takes 69 (``experiments/results/bench_layers``)."""
+  return jax.lax.conv_general_dilated(x, kernel, (2, 2), padding, dimension_numbers=_DN)
+
+
+def _conv_stride2_fwd(x, kernel, padding):
+  return conv_stride2(x, kernel, padding), (x, kernel)
+
+
+def _conv_stride2_bwd(padding, residuals, g):
+  return jax.vjp(lambda x, k: conv_stride2_phases(x, k, padding), *residuals)[1](g)
+
+
+conv_stride2.defvjp(_conv_stride2_fwd, _conv_stride2_bwd)
 
 
 def conv_transpose(x, kernel, impl: str = "lax"):
