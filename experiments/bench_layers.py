@@ -9,8 +9,8 @@ says which layers make the gap. For every stage of the paper-size networks (widt
 nine), the two stride-2 transposed convs, the 7x7 output conv, and the whole spectral-norm
 PatchGAN, each with its instance norm and activation as in ``disen_jax.nn``. Each stage is timed
 as forward + backward (gradients of the parameters and of the input, against a fixed random
-cotangent) jitted with ``common.compiler_options()`` (as the engine), in both of our conv formulations (``impl="cpu"`` and ``"lax"``, see
-``disen_jax/nn/convs.py``), and in PyTorch with the same parameters
+cotangent) jitted with ``common.compiler_options()`` (as the engine), in both of our conv
+formulations (``impl="cpu"`` and ``"lax"``, see ``disen_jax/nn/convs.py``), and in PyTorch with the same parameters
 (``experiments/reference_torch``), interleaved so that both see the same load. GFLOP: XLA's
 cost analysis of the ``lax`` stage. "x per generator" weighs each stage by how often the
 generator has it, so the table's last rows add up the generator's forward + backward.
@@ -177,7 +177,8 @@ def markdown(results: dict) -> str:
       "",
       f"Machine: {m['cpu']}, {m['cores']} cores; jax {m['jax']}, torch {m['torch']} "
       f"({m['torch_threads']} threads); matmul peak {results['peak_flops_per_s'] / 1e9:.0f} GFLOP/s "
-      f"(best of XLA / numpy / torch). `python experiments/bench_layers.py --out=...`, "
+      f"(best of XLA / numpy / torch). `python experiments/bench_layers.py "
+      f"--budget_s={bench_steps._BUDGET.value:g} --out=...`, "  # pylint: disable=protected-access
       f"{results['wall_s'] / 60:.1f} min.",
       "",
       "Each stage: jitted forward + backward (parameter and input gradients) in our two conv "

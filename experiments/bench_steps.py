@@ -314,7 +314,7 @@ def markdown(results: dict, runs: list[dict]) -> str:
         f"{_peak(run) / 1e9:.0f} GFLOP/s (best f32 matmul at the start and the end of the run: "
         + ", ".join(f"{lib} {max(p[lib] for p in run['peaks_flops_per_s']) / 1e9:.0f}"
                     for lib in run["peaks_flops_per_s"][0]) + ").")
-  head += ["", "Our step as the engine jits it (state donated, `common.compiler_options(config)`), "
+  head += ["", "Our step as the engine jits it (state donated, `common.compiler_options()`), "
            f"`conv_impl={info['conv_impl']!r}`; one warm-up step per framework, then JAX and PyTorch "
            "in turn, timed steps each as listed (`clip(budget_s / step, min_repeats, max_repeats)`).", ""]
   if not with_torch:

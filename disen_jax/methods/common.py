@@ -59,9 +59,9 @@ def compiler_options() -> dict:
     convolution at 256 channels runs at ~40 GFLOP/s, in XLA's own kernel at ~140. Reductions
     must stay: XLA's own reduce over non-minor axes (instance and batch norms, bias gradients)
     is not vectorized, 1.4 ms to sum a 4x32x32x256 array that YNNPACK sums in 0.14. The CycleGAN
-    step at 128 px, batch 4: 26-28 s by default or with dots alone, 19.7 s with dots and
-    reductions; the 64 px cross_domain steps as fast as by default (dots alone: 1.5x slower).
-    Elementwise ops too: 2.5x slower."""
+    step at 128 px, batch 4: 26-28 s with dots alone, 19.7-23.8 s with dots and reductions
+    (runs differ); the 64 px cross_domain steps as fast as by default (dots alone: 1.5x
+    slower). Elementwise ops too: 2.5x slower."""
   if jax.default_backend() != "cpu":
     return {}
   return {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED",

@@ -254,10 +254,11 @@ def conv_stride2_phases(x, kernel, padding):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def conv_stride2(x, kernel, padding):
-  """A stride-2 convolution: XLA's forward; the backward of ``conv_stride2_phases``. XLA's own
-  gradient of a strided convolution (an lhs-dilated convolution for the input) took 147 ms
-  forward + backward for the generator's first one at 128 px, batch 4 (PyTorch: 122); this
-  takes 69 (``experiments/results/bench_layers``)."""
+  """A stride-2 convolution: XLA's forward; the backward of ``conv_stride2_phases``. With XLA's
+  own gradient of a strided convolution (an lhs-dilated convolution for the input), the
+  generator's first down stage (with its norm and ReLU) took 52 / 168 ms forward + backward at
+  128 px, batch 1 / 4; with this, 25 / 125 (PyTorch: 30 / 109;
+  ``experiments/results/bench_layers``, ``lax`` against ``cpu``)."""
   return jax.lax.conv_general_dilated(x, kernel, (2, 2), padding, dimension_numbers=_DN)
 
 
