@@ -10,10 +10,11 @@ nine), the two stride-2 transposed convs, the 7x7 output conv, and the whole spe
 PatchGAN, each with its instance norm and activation as in ``disen_jax.nn``. Each stage is timed
 as forward + backward (gradients of the parameters and of the input, against a fixed random
 cotangent) jitted with ``common.compiler_options()`` (as the engine), in both of our conv
-formulations (``impl="cpu"`` and ``"lax"``, see ``disen_jax/nn/convs.py``), and in PyTorch with the same parameters
-(``experiments/reference_torch``), interleaved so that both see the same load. GFLOP: XLA's
-cost analysis of the ``lax`` stage. "x per generator" weighs each stage by how often the
-generator has it, so the table's last rows add up the generator's forward + backward.
+formulations (``impl="cpu"`` and ``"lax"``, see ``disen_jax/nn/convs.py``), and in PyTorch
+with the same parameters (``experiments/reference_torch``), interleaved so that both see the
+same load. GFLOP: XLA's cost analysis of the ``lax`` stage. "x per generator" weighs each
+stage by how often the generator has it, so the table's last rows add up the generator's
+forward + backward.
 Writes ``OUT/results.json`` and ``OUT/results.md``.
 """
 from __future__ import annotations

@@ -7,9 +7,9 @@ update in PyTorch, and against the machine's measured matmul peak.
 
 For each setting (the ``:cpu`` configs; the paper's networks at 128 and 256 px, batch 1 and 4):
 the compile time of our jitted step (jitted as the engine does: state donated, with
-``common.compiler_options()``), then the median, min and max of the step time over
-repeated steps (each blocked until ready), steps/s and images/s (images of each domain); the same
-for the PyTorch reference (``experiments/reference_torch``, loaded with the same initial parameters),
+``common.compiler_options()``), then the median, min and max of the step time over repeated steps
+(each blocked until ready), steps/s and images/s (images of each domain); the same for the
+PyTorch reference (``experiments/reference_torch``, loaded with the same initial parameters),
 timed in the same process, one JAX step and one torch step in turn so that both see the same
 machine load; and the ratio ours/PyTorch. FLOPs per step: XLA's cost analysis of the step with
 plain convolutions (``conv_impl="lax"``: the model's FLOPs); ``flops_executed`` is the count of

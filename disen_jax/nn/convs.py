@@ -222,6 +222,11 @@ def conv_transpose_phases(x, kernel):
   return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, cout)  # [n, h, a, w, b, cout]
 
 
+def _pad_hw(x, padding):
+  """Zero-pads NHWC ``x``'s H and W by the explicit ``((lo, hi), (lo, hi))`` pairs."""
+  return jnp.pad(x, ((0, 0), *padding, (0, 0)))
+
+
 def conv(x, kernel, strides=(1, 1), padding="VALID", impl: str = "lax"):
   """``lax.conv_general_dilated`` (NHWC x HWIO; ``padding`` a string or explicit pairs) in the
   formulation ``impl`` picks: on "cpu", stride-1 convolutions by ``conv_valid``, stride-2 ones
@@ -231,7 +236,7 @@ def conv(x, kernel, strides=(1, 1), padding="VALID", impl: str = "lax"):
     padding = jax.lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
   padding = tuple(tuple(p) for p in padding)
   if strides == (1, 1):
-    return conv_valid(jnp.pad(x, ((0, 0), *padding, (0, 0))), kernel, impl)
+    return conv_valid(_pad_hw(x, padding), kernel, impl)
   if strides == (2, 2) and resolve_impl(impl) == "cpu" and x.shape[-1] > SMALL_CHANNELS:
     return conv_stride2(x, kernel, padding)
   return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DN)
@@ -241,7 +246,7 @@ def conv_stride2_phases(x, kernel, padding):
   """A stride-2 convolution as the sum of four stride-1 ones (``conv_valid``, "cpu"), one per
   input phase ``x[a::2, b::2]`` with the taps ``kernel[a::2, b::2]`` that meet it."""
   kh, kw = kernel.shape[:2]
-  x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+  x = _pad_hw(x, padding)
   ho, wo = (x.shape[1] - kh) // 2 + 1, (x.shape[2] - kw) // 2 + 1
   out = 0.0
   for a in range(min(2, kh)):
