@@ -70,6 +70,37 @@ def test_second_derivatives_equal_lax(cin, cout, stride):
   np.testing.assert_allclose(penalty("cpu"), penalty("lax"), rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("m", [2, 4])
+def test_winograd_equals_a_direct_convolution(m):
+  """F(2x2) and F(4x4), output sizes that are not whole tiles: outputs, gradients and second
+  derivatives of a direct convolution."""
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 11, 8, 5))
+  kernel = 0.3 * jax.random.normal(jax.random.PRNGKey(2), (3, 3, 5, 6))
+  direct = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "VALID",
+                                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  winograd = lambda x, k: convs.conv_winograd(x, k, m)
+  np.testing.assert_allclose(winograd(x, kernel), direct(x, kernel), rtol=1e-4, atol=1e-4)
+
+  def grads(conv):
+    loss = lambda x, k: jnp.sum(jnp.sin(conv(x, k)) ** 2)
+    penalty = lambda x, k: jnp.sum(jax.grad(loss)(x, k) ** 2)
+    return jax.grad(loss, (0, 1))(x, kernel), jax.grad(penalty, (0, 1))(x, kernel)
+
+  chex.assert_trees_all_close(jax.jit(lambda: grads(winograd))(), grads(direct), rtol=1e-4,
+                              atol=1e-3)
+
+
+def test_large_3x3_convs_are_winograd_with_flax_numbers():
+  """Above the small-conv sizes a 3x3 stride-1 conv of the "cpu" formulation is Winograd's (no
+  convolution in the compiled program) and computes flax's outputs and gradients."""
+  x = jax.random.normal(jax.random.PRNGKey(1), (1, 19, 18, 112))  # 272 positions, 61 MFLOP
+  ours = Conv(112, (3, 3), padding="VALID", impl="cpu")
+  _assert_same_layer(ours, nn.Conv(112, (3, 3), padding="VALID"), x, atol=1e-3)
+  variables = ours.init(KEY, x)
+  hlo = jax.jit(jax.grad(_loss(ours))).lower(variables, x).compile().as_text()
+  assert " convolution(" not in hlo
+
+
 @pytest.mark.parametrize("net", [
     functools.partial(ResnetTranslator, 3, 4, num_blocks=1),
     functools.partial(PatchGAN, 8, num_layers=2, norm="instance"),
@@ -100,12 +131,13 @@ def _ynn_fused_opcodes(hlo: str) -> set[str]:
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="YNNPACK is XLA:CPU's")
 def test_large_convs_go_to_xla_convolution_kernel_with_the_same_numbers():
-  """Above ``SMALL_CONV_FLOPS`` and ``SMALL_CONV_POSITIONS`` the "cpu" formulation is XLA's
-  convolution, which ``compiler_options`` keeps from YNNPACK (jax 0.10's default, 3x slower)
-  while YNNPACK keeps the reductions (XLA's own, 10x slower): flax's outputs and gradients."""
-  x = jax.random.normal(jax.random.PRNGKey(1), (1, 18, 18, 128))  # 256 positions, 75 MFLOP
-  ours = Conv(128, (3, 3), padding="VALID", impl="cpu")
-  reference = nn.Conv(128, (3, 3), padding="VALID")
+  """Above ``SMALL_CONV_FLOPS`` and ``SMALL_CONV_POSITIONS`` the "cpu" formulation of a stride-1
+  conv other than 3x3 is XLA's convolution, which ``compiler_options`` keeps from YNNPACK (jax
+  0.10's default, 3x slower) while YNNPACK keeps the reductions (XLA's own, 10x slower): flax's
+  outputs and gradients."""
+  x = jax.random.normal(jax.random.PRNGKey(1), (1, 20, 20, 64))  # 256 positions, 52 MFLOP
+  ours = Conv(64, (5, 5), padding="VALID", impl="cpu")
+  reference = nn.Conv(64, (5, 5), padding="VALID")
   variables = reference.init(KEY, x)
   fn = lambda v: (ours.apply(v, x), jax.grad(_loss(ours))(v, x))
   compiled = jax.jit(fn, compiler_options=common.compiler_options()).lower(variables).compile()
