@@ -34,7 +34,7 @@ The formulations:
   gradient of a strided convolution is an lhs-dilated one, 2-3x slower.
 * A large stride-1 3x3 convolution (the ResNet generators' blocks) is Winograd's F(4x4, 3x3)
   (F(2x2, 3x3) with few tiles, ``conv_winograd``): 2.25 products per output and channel pair
-  where XLA's convolution computes 9; a residual block forward + backward 1.2-1.4x faster than
+  where XLA's convolution computes 9; a residual block forward + backward 1.3x faster than
   with XLA's convolution (``experiments/results/bench_layers``).
 
 ``impl``: ``"lax"`` is the plain formulation (``lax.conv_general_dilated`` / ``lax.conv_transpose``,
