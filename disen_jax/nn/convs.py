@@ -131,9 +131,10 @@ def conv_valid(x, kernel, impl: str = "lax"):
   """Stride-1 'VALID' convolution, NHWC x HWIO, in the formulation ``impl`` picks (on "cpu": the
   matmuls for a small one or one with few outputs, else Winograd's for 3x3, else XLA's)."""
   kh, kw, cin, cout = kernel.shape
-  if resolve_impl(impl) == "cpu" and kh * kw > 1 and _small(x.shape, kernel.shape):
+  cpu = resolve_impl(impl) == "cpu"
+  if cpu and kh * kw > 1 and _small(x.shape, kernel.shape):
     return _conv_matmul(x, kernel.reshape(kh * kw, cin, cout), kh, kw)
-  if resolve_impl(impl) == "cpu" and (kh, kw) == (3, 3):
+  if cpu and (kh, kw) == (3, 3):
     return conv_winograd(x, kernel)
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=_DN)
 
