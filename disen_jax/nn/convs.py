@@ -24,7 +24,7 @@ The formulations:
 * A small stride-1 convolution is ``patches(x) @ W`` (im2col: one matmul contracting over
   ``taps x in``), or ``overlap_add(x @ W)`` when it has few output channels. Its VJP keeps only
   ``x``, not the patches, and takes each gradient as one matmul (``_conv_matmul_bwd``). A large
-  one is XLA's convolution. 3x3 ones of any size are Winograd's (below).
+  one is XLA's convolution (3x3: Winograd's, below).
 * A stride-2 'SAME' transposed convolution is four stride-1 convolutions, one per output phase
   with only the taps it uses, then a depth-to-space shuffle (sub-pixel convolution): 9-19x faster
   than XLA's; one convolution computing the four phases at once (zero taps included) was another
@@ -32,12 +32,10 @@ The formulations:
 * A stride-2 convolution (with more than ``SMALL_CHANNELS`` inputs) runs forward as XLA's and
   backward as four stride-1 convolutions, one per input phase with only its taps: XLA's
   gradient of a strided convolution is an lhs-dilated one, 2-3x slower.
-* A stride-1 3x3 convolution (the ResNet generators' blocks) is Winograd's F(4x4, 3x3)
+* A large stride-1 3x3 convolution (the ResNet generators' blocks) is Winograd's F(4x4, 3x3)
   (F(2x2, 3x3) with few tiles, ``conv_winograd``): 2.25 products per output and channel pair
   where XLA's convolution computes 9; a residual block forward + backward 1.3x faster than
-  with XLA's convolution (``experiments/results/bench_layers``). Small ones too: the 32 px
-  ``cyclegan:cpu`` step was 0.93-0.94x PyTorch's that way, 1.00-1.05x with im2col (two runs
-  each; ``uncoop:cpu`` the same either way).
+  with XLA's convolution (``experiments/results/bench_layers``).
 
 ``impl``: ``"lax"`` is the plain formulation (``lax.conv_general_dilated`` / ``lax.conv_transpose``,
 the right one on accelerators); ``"cpu"`` the formulations above; ``"auto"`` is ``"cpu"`` when
@@ -59,8 +57,8 @@ import numpy as np
 
 IMPLS = ("auto", "lax", "cpu")
 SMALL_CHANNELS = 4  # "few channels" for the formulations below
-# Stride-1 convolutions (other than 3x3) under this many FLOPs (forward) or output positions
-# (batch x H x W) take the matmul formulations. Measured sides: the 32 px :cpu networks' convs (<= 19 MFLOP, or 72
+# Stride-1 convolutions under this many FLOPs (forward) or output positions (batch x H x W) take
+# the matmul formulations. Measured sides: the 32 px :cpu networks' convs (<= 19 MFLOP, or 72
 # positions for the PatchGAN's 4x4 convs on a batch of 8: matmuls faster in the step) and the
 # 128 px generators' (>= 67 MFLOP and >= 1024 positions: XLA's convolution 1.1-1.7x faster).
 SMALL_CONV_FLOPS = 5e7
@@ -130,14 +128,14 @@ overlap_add.defvjp(_overlap_add_fwd, _overlap_add_bwd)
 
 
 def conv_valid(x, kernel, impl: str = "lax"):
-  """Stride-1 'VALID' convolution, NHWC x HWIO, in the formulation ``impl`` picks (on "cpu":
-  Winograd's for 3x3, else the matmuls for a small one or one with few outputs, else XLA's)."""
+  """Stride-1 'VALID' convolution, NHWC x HWIO, in the formulation ``impl`` picks (on "cpu": the
+  matmuls for a small one or one with few outputs, else Winograd's for 3x3, else XLA's)."""
   kh, kw, cin, cout = kernel.shape
   cpu = resolve_impl(impl) == "cpu"
-  if cpu and (kh, kw) == (3, 3):
-    return conv_winograd(x, kernel)
   if cpu and kh * kw > 1 and _small(x.shape, kernel.shape):
     return _conv_matmul(x, kernel.reshape(kh * kw, cin, cout), kh, kw)
+  if cpu and (kh, kw) == (3, 3):
+    return conv_winograd(x, kernel)
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=_DN)
 
 
