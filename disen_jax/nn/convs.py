@@ -215,6 +215,12 @@ def _combine(rows, matrix):
           for coefs in matrix]
 
 
+def _apply_along(x, matrix, axis: int):
+  """``matrix @ x`` along ``axis`` (``_combine`` of the slices of ``x`` along it)."""
+  rows = [jax.lax.index_in_dim(x, j, axis, False) for j in range(matrix.shape[1])]
+  return jnp.stack(_combine(rows, matrix), axis)
+
+
 def conv_winograd(x, kernel, m: int | None = None):
   """Stride-1 'VALID' 3x3 convolution (NHWC x HWIO) by Winograd's F(m x m, 3 x 3): each m x m
   output tile from an (m + 2)^2 input tile, transformed (``B^T d B``) and multiplied
@@ -237,15 +243,10 @@ def conv_winograd(x, kernel, m: int | None = None):
     rows = [jax.lax.slice_in_dim(x, j, j + m * (count - 1) + 1, m, axis) for j in range(t)]
     return jnp.stack(_combine(rows, bt), at_axis)
 
-  def taps(k, axis):  # G along ``axis`` of the kernel
-    return jnp.stack(_combine([jax.lax.index_in_dim(k, j, axis, False) for j in range(3)], g),
-                     axis)
-
   v = tiles(tiles(x, 1, th, 0), 3, tw, 1).reshape(t * t, n * th * tw, c)
-  u = taps(taps(kernel, 0), 1).reshape(t * t, c, -1)
+  u = _apply_along(_apply_along(kernel, g, 0), g, 1).reshape(t * t, c, -1)
   y = jnp.einsum("tpc,tco->tpo", v, u).reshape(t, t, n, th, tw, -1)
-  y = jnp.stack(_combine(list(y), at))  # [m, t, n, th, tw, out]
-  y = jnp.stack(_combine([y[:, b] for b in range(t)], at), 1)  # [m, m, n, th, tw, out]
+  y = _apply_along(_apply_along(y, at, 0), at, 1)  # [m, m, n, th, tw, out]
   y = y.transpose(2, 3, 0, 4, 1, 5).reshape(n, th * m, tw * m, -1)
   return y[:, :ho, :wo]
 
