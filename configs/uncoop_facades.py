@@ -6,23 +6,26 @@ point at the CMP Facades copy in ``../shared/data/facades``; for your own data:
 
   python -m disen_jax.main --config=configs/uncoop_facades.py:cpu --workdir=runs/mine \
       --config.data.folders.v=/path/to/photos --config.data.folders.c=/path/to/renders
+
+There is no ground truth in such folders: the run is scored by cycle consistency (``cycle``).
 """
-import os
+import ml_collections
 
-from disen_jax.config_utils import sibling_config
-
-_FACADES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                         "shared", "data", "facades"))
+from disen_jax import config_lib
 
 
-def get_config(arg: str | None = None):
-  c = sibling_config(__file__, "uncoop_faces", arg)
-  res = {"cpu": 64, "test": 16}
-  resolution = next((res[a] for a in (arg or "").split(",") if a in res), 256)
-  c.data = type(c.data)(dict(source="folders", folders={"v": os.path.join(_FACADES, "A"),
-                                                         "c": os.path.join(_FACADES, "B")},
-                             resolution=resolution, channels=3, paired=False, split_subdirs=None))
-  c.num_steps = {256: 200 * 400 // 4, 64: 3000, 16: c.num_steps}[resolution]  # 200 epochs at 256
-  c.batch_size = 4 if resolution == 256 else c.batch_size
-  del c["eval"]
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  v = config_lib.variants(arg, ("cpu", "test", "cooperative"), __file__)
+  c = config_lib.sibling(__file__, "uncoop_faces", arg)
+  c.evals = ("cycle",)
+  c.data = config_lib.data("folders")
+  c.data.folders = {"v": config_lib.shared_data(__file__, "facades", "A"),
+                    "c": config_lib.shared_data(__file__, "facades", "B")}
+  c.data.resolution = 64 if "cpu" in v else 16 if "test" in v else 256
+  if not {"cpu", "test"} & v:
+    c.num_steps = 200 * 400 // 4  # 200 epochs of the 400 photos
+  elif "cpu" in v:
+    c.num_steps = 3000
+  if "test" in v:
+    c.eval.cycle.num_images = 8
   return c

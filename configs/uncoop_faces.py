@@ -6,31 +6,22 @@ accelerators; ``:cpu`` is small enough to reach meaningful numbers on a 2-core C
 """
 import ml_collections
 
+from disen_jax import config_lib
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  args = set(filter(None, (arg or "").split(",")))
-  unknown = args - {"cpu", "test", "cooperative"}
-  if unknown:
-    raise ValueError(f"unknown config variant(s) {sorted(unknown)} for uncoop_faces.py")
-  c = ml_collections.ConfigDict()
-  c.method = "uncoop"
-  c.seed = 0
-  c.cooperative = "cooperative" in args
+  v = config_lib.variants(arg, ("cpu", "test", "cooperative"), __file__)
+  c = config_lib.base("uncoop", "synthfaces", evals=("faces",))
+  c.cooperative = "cooperative" in v
   c.sequential = False
   c.num_steps = 300_000
   c.batch_size = 4
   c.history_size = 50
 
-  c.data = ml_collections.ConfigDict()
-  c.data.source = "synthfaces"
   c.data.resolution = 128
   c.data.num_v = 7074  # the paper's sizes: 7,074 photos, 1,000 renders
   c.data.num_c = 1000
   c.data.num_test = 500
-  c.data.seed = 0
-  c.data.num_identities = 1
-  c.data.glasses_prob = 0.0
-  c.data.textures = True
 
   c.model = ml_collections.ConfigDict()
   c.model.kind = "resnet"
@@ -48,17 +39,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss = ml_collections.ConfigDict(dict(v=10.0, c=10.0, r=0.1, gan=1.0))
   c.optim = ml_collections.ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999, hold_fraction=0.5))
 
-  c.eval = ml_collections.ConfigDict()
-  c.eval.regressor_steps = 2000
-  c.eval.cache_dir = ""  # where the expression regressor is cached; "" = WORKDIR/eval_cache
-  c.eval.num_mix = 6  # rows/columns of the mix-and-match table
-
   c.log_every = 100
   c.eval_every = 10_000
   c.checkpoint_every = 5_000
-  c.num_samples = 8
 
-  if "cpu" in args:
+  if "cpu" in v:
     c.batch_size = 4
     c.num_steps = 2500
     c.data.resolution = 32
@@ -66,16 +51,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.features = 16
     c.model.num_blocks = 4
     c.model.disc_features = 32
-    c.eval.regressor_steps = 500
+    c.eval.faces.regressor_steps = 500
     c.log_every = 50
     c.eval_every = 1250
     c.checkpoint_every = 500
-  if "test" in args:
-    # XLA's convolutions: a 2-step run of a tiny model is all compilation, and the CPU
-    # formulations compile to ~2x the ops (tests/test_convs.py checks them against XLA's).
-    c.model.conv_impl = "lax"
+  if "test" in v:
+    config_lib.tiny(c)
     c.batch_size = 8
-    c.num_steps = 2
     c.data.resolution = 16
     c.data.num_v = 32
     c.data.num_c = 16
@@ -84,10 +66,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.num_blocks = 4
     c.model.disc_features = 8
     c.model.disc_layers = 2
-    c.eval.regressor_steps = 20
-    c.eval.num_mix = 3
-    c.log_every = 1
-    c.eval_every = 1
-    c.checkpoint_every = 1
-    c.num_samples = 4
+    c.eval.faces.regressor_steps = 20
+    c.eval.faces.num_mix = 3
   return c

@@ -5,27 +5,21 @@ Variants: ``:gaussian`` (default, the paper's data), ``:uniform`` (identifiable:
 """
 import ml_collections
 
+from disen_jax import config_lib
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  args = set(filter(None, (arg or "").split(",")))
-  unknown = args - {"gaussian", "uniform", "cooperative", "test"}
-  if unknown:
-    raise ValueError(f"unknown config variant(s) {sorted(unknown)} for uncoop_synthetic.py")
-  c = ml_collections.ConfigDict()
-  c.method = "uncoop"
-  c.seed = 0
-  c.cooperative = "cooperative" in args
+  v = config_lib.variants(arg, ("gaussian", "uniform", "cooperative", "test"), __file__)
+  c = config_lib.base("uncoop", "synthetic", evals=("synthetic",))
+  c.cooperative = "cooperative" in v
   c.sequential = False
   c.num_steps = 60_000
   c.batch_size = 128
   c.history_size = 50
 
-  c.data = ml_collections.ConfigDict()
-  c.data.source = "synthetic"
-  c.data.variant = "uniform" if "uniform" in args else "gaussian"
+  c.data.variant = "uniform" if "uniform" in v else "gaussian"
   c.data.num_train = 10_000
   c.data.num_test = 2_000
-  c.data.seed = 0
 
   c.model = ml_collections.ConfigDict()
   c.model.kind = "mlp"
@@ -41,14 +35,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.log_every = 1000
   c.eval_every = 10_000
   c.checkpoint_every = 10_000
-  c.num_samples = 8
 
-  if "test" in args:
-    c.num_steps = 2
+  if "test" in v:
+    config_lib.tiny(c)
     c.batch_size = 16
     c.data.num_train = 256
     c.data.num_test = 128
-    c.log_every = 1
-    c.eval_every = 2
-    c.checkpoint_every = 2
   return c

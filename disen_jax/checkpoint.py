@@ -109,5 +109,15 @@ class Checkpointer:
     restored = self.manager.restore(step, args=ocp.args.Composite(**items))
     return restored.state if data_iterator is None else (restored.state, restored.data)
 
+  def restore_arrays(self, step: int) -> dict:
+    """The state saved at ``step`` as nested dicts of numpy arrays, without knowing its structure
+    (``--mode=translate``: the maps need only the parameters)."""
+    metadata = self.manager.item_metadata(step)["state"]
+    tree = getattr(metadata, "tree", metadata)
+    restore_args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.PyTreeRestore(restore_args=restore_args)))
+    return restored.state
+
   def close(self):
     self.manager.close()

@@ -12,11 +12,17 @@ import time
 
 import jax
 import numpy as np
+from etils import epath
 from PIL import Image
 
 
 def is_writer() -> bool:
   return jax.process_index() == 0
+
+
+def write_text(path: str, text: str) -> None:
+  """Writes a whole file, locally or on ``gs://`` (epath)."""
+  epath.Path(path).write_text(text)
 
 
 def _fmt_time(seconds: float) -> str:
@@ -43,8 +49,13 @@ class MetricWriter:
     if not self.active:
       return
     scalars = {k: float(v) for k, v in scalars.items()}
-    with open(self.path, "a") as f:
-      f.write(json.dumps({"step": int(step), "split": split, **scalars}) + "\n")
+    line = json.dumps({"step": int(step), "split": split, **scalars}) + "\n"
+    path = epath.Path(self.path)
+    if "://" in self.path:  # object stores cannot append: rewrite the file
+      path.write_text((path.read_text() if path.exists() else "") + line)
+    else:
+      with path.open("a") as f:
+        f.write(line)
     if self._tb is not None:
       for k, v in scalars.items():
         self._tb.add_scalar(f"{split}/{k}", v, step)
@@ -62,6 +73,7 @@ class Progress:
     self.total, self.start = total, start
     self.t0 = time.time()
     self.active = is_writer()
+    self.phase = None  # shown when set (methods trained in phases)
 
   def update(self, step: int, scalars: dict) -> None:
     if not self.active:
@@ -71,7 +83,8 @@ class Progress:
     rate = done / elapsed if elapsed > 0 and done > 0 else float("nan")
     eta = (self.total - step) / rate if rate == rate and rate > 0 else float("nan")
     losses = " ".join(f"{k}={float(v):.4g}" for k, v in sorted(scalars.items()))
-    print(f"step {step}/{self.total} | {rate:.2f} steps/s | ETA {_fmt_time(eta)} | {losses}",
+    phase = f" ({self.phase})" if self.phase else ""
+    print(f"step {step}/{self.total}{phase} | {rate:.2f} steps/s | ETA {_fmt_time(eta)} | {losses}",
           file=sys.stdout, flush=True)
 
 
@@ -99,8 +112,10 @@ def image_grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
 def save_png(path: str, image: np.ndarray) -> None:
   if not is_writer():
     return
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  Image.fromarray(image).save(path)
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with path.open("wb") as f:
+    Image.fromarray(image).save(f, format="PNG")
 
 
 def save_grid(path: str, named_rows: dict[str, np.ndarray]) -> bool:

@@ -3,6 +3,9 @@
 Every config field can be overridden, e.g. ``--config.optim.lr=1e-4``; an unknown field or a
 value of the wrong type is an error that names it.
 
+``--mode=translate --workdir=RUN --input=DIR --output=DIR --direction=a2b [--reference=IMAGE]``
+translates a folder with a trained run, for every method with ``translate_<a>2<b>`` maps.
+
 ``--mode=prepare --config=...`` downloads and prepares the tfds datasets the config reads (needs
 TensorFlow: ``pip install -e '.[prepare]'``); training then reads them without TensorFlow.
 
@@ -30,9 +33,12 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "translate", "prepare"],
                           "prepare: download and prepare the config's tfds datasets.")
 _INPUT = flags.DEFINE_string("input", None, "translate: folder of input images.")
 _OUTPUT = flags.DEFINE_string("output", None, "translate: folder for the outputs.")
-_DIRECTION = flags.DEFINE_enum("direction", "v2c", ["v2c", "c2v"], "translate: direction.")
-_RESIDUAL_FROM = flags.DEFINE_string("residual_from", None,
-                                     "translate c2v (uncoop): the V image whose residual to use.")
+_DIRECTION = flags.DEFINE_string("direction", None,
+                                 "translate: a2b, one of the run's translate_<a>2<b> maps (e.g. v2c).")
+_REFERENCE = flags.DEFINE_string("reference", None,
+                                 "translate: an image of the target domain whose style the outputs "
+                                 "take (uncoop's residual: lighting, background; cross_domain's "
+                                 "exclusive part).")
 _MULTIHOST = flags.DEFINE_bool("multihost", os.environ.get("DISEN_JAX_MULTIHOST", "") not in ("", "0"),
                                "Call jax.distributed.initialize() first (env DISEN_JAX_MULTIHOST=1).")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", os.environ.get("JAX_COORDINATOR_ADDRESS"),
@@ -47,7 +53,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  from disen_jax import train  # pylint: disable=g-import-not-at-top  (does not start JAX)
+  from disen_jax import errors, train  # pylint: disable=g-import-not-at-top  (does not start JAX)
 
   if _MULTIHOST.value:
     train.initialize_distributed(coordinator_address=_COORDINATOR.value,
@@ -59,8 +65,7 @@ def main(argv):
       if not (_WORKDIR.value and _INPUT.value and _OUTPUT.value):
         raise app.UsageError("--mode=translate needs --workdir, --input and --output")
       written = translate.translate_folder(_WORKDIR.value, _INPUT.value, _OUTPUT.value,
-                                           direction=_DIRECTION.value,
-                                           residual_from=_RESIDUAL_FROM.value)
+                                           direction=_DIRECTION.value, reference=_REFERENCE.value)
       print(f"wrote {len(written)} images to {_OUTPUT.value}")
       return
     if _CONFIG.value is None:
@@ -71,10 +76,12 @@ def main(argv):
         print(f"prepared tfds dataset {name}")
       return
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (train.Interrupted, train.NonFiniteLossError, ValueError, FileNotFoundError,
-          NotADirectoryError) as e:
-    print(f"error: {e}" if not isinstance(e, train.Interrupted) else str(e), file=sys.stderr)
-    sys.exit(130 if isinstance(e, train.Interrupted) else 1)
+  except train.Interrupted as e:
+    print(str(e), file=sys.stderr)
+    sys.exit(130)
+  except errors.Error as e:  # the library's own: a user's mistake, one line (a bug keeps its traceback)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,20 @@
-"""The training engine shared by every method: mesh, data, state, jitted step, loop.
+"""The training engine shared by every method: checks, mesh, data, state, jitted steps, loop.
 
-``train_and_evaluate(config, workdir)`` runs ``config.method`` on ``config.data`` for
-``config.num_steps`` steps with one jitted step over a ``('data',)`` mesh of all devices (batch
-sharded, state replicated and donated), the same code on one CPU and on a pod. It resumes from
-the newest checkpoint in ``workdir`` (training state and input-pipeline position), saves on
-SIGINT/SIGTERM before exiting, stops on a non-finite loss without overwriting the last good
-checkpoint, and writes the workdir contract (config.json, metrics.jsonl, checkpoints/, samples/,
-eval_final.json, TensorBoard events).
+``train_and_evaluate(config, workdir)`` runs ``config.method`` on ``config.data``:
+
+1. Before anything compiles, it checks the method's ``Spec`` (domains, pairing, batch fields,
+   phases), the data and the evaluators of ``config.evals`` against each other; a mismatch is a
+   ``ConfigError`` naming both sides.
+2. One jitted step per phase over a ``('data',)`` mesh of all devices (batch sharded, state
+   replicated and donated), the same code on one CPU and on a pod. A method without phases
+   trains for ``config.num_steps`` steps; one with phases runs them in order, each starting with
+   ``start_phase`` (its optimizer, networks it adds). Steps count across phases.
+3. It resumes from the newest checkpoint in ``workdir`` (state and input-pipeline position, in
+   any phase), or starts from another run's newest checkpoint (``config.init_from``); saves on
+   SIGINT/SIGTERM before exiting; stops on a non-finite loss without overwriting the last good
+   checkpoint; and writes the workdir contract (config.json, metrics.jsonl, checkpoints/,
+   samples/, eval_final.json, TensorBoard events). Samples and evaluations run in the last phase
+   (the maps the evaluators call exist there), at ``eval_every`` and at the end.
 
 Many hosts: ``initialize_distributed`` (``--multihost``) joins the processes; each process's
 grain pipeline decodes only its ``batch_size / process_count`` examples of every global batch,
@@ -21,10 +29,12 @@ import json
 import os
 import signal
 import threading
+from typing import Callable
 
 import grain
 import jax
 import numpy as np
+from etils import epath
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -33,28 +43,57 @@ from disen_jax import data as datalib
 from disen_jax import evaluation
 from disen_jax import logging as loglib
 from disen_jax import methods
+from disen_jax import nn as nnlib
 from disen_jax.data import pipeline
+from disen_jax.errors import ConfigError, DataError, Error
 from disen_jax.methods import common
 
+LABELLED_FILE = "labelled_examples.json"
 
-class NonFiniteLossError(RuntimeError):
-  pass
+
+class NonFiniteLossError(Error):
+  """A loss became NaN or Inf; the last good checkpoint is kept."""
 
 
 class Interrupted(Exception):
   """Raised after the state was saved because of SIGINT/SIGTERM (or ``interrupt_at_step``)."""
 
 
-def check_workdir(workdir: str) -> str:
+def compiler_options() -> dict:
+  """XLA options for jitting a train step on this backend, for the jax versions they were
+  measured with (other versions get XLA's defaults). On CPU, jax 0.10:
+
+  * XLA's default scheduler orders the step for running independent ops concurrently and so
+    cannot reuse their buffers: the memory-optimized one needs 2-2.5x less memory (e.g. 7.5
+    instead of 19.6 GB for a CycleGAN step at 256 px, batch 4) at the same or better speed on 2
+    cores.
+  * Which ops XLA:CPU hands to YNNPACK (``xla_cpu_experimental_ynn_fusion_type``): dots and
+    reductions, not convolutions. jax 0.10's default hands it all three; there a 3x3
+    convolution at 256 channels runs at ~40 GFLOP/s, in XLA's own kernel at ~140. Reductions
+    must stay: XLA's own reduce over non-minor axes (instance and batch norms, bias gradients)
+    is not vectorized, 1.4 ms to sum a 4x32x32x256 array that YNNPACK sums in 0.14.
+    Elementwise ops too: 2.5x slower."""
+  if jax.default_backend() != "cpu" or jax.__version_info__[:2] != (0, 10):
+    return {}
+  return {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED",
+          "xla_cpu_experimental_ynn_fusion_type":
+              "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+
+
+def prepare_workdir(workdir: str) -> str:
+  """``workdir`` (made absolute if local), created with its parents when missing (local paths,
+  and ``gs://`` ones through etils' epath)."""
   if not workdir:
-    raise ValueError("--workdir is required")
-  workdir = os.path.abspath(workdir)
-  parent = os.path.dirname(workdir)
-  if not os.path.isdir(parent):
-    raise FileNotFoundError(f"--workdir={workdir}: its parent directory {parent} does not exist")
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise NotADirectoryError(f"--workdir={workdir} exists and is not a directory")
-  return workdir
+    raise ConfigError("--workdir is required")
+  local = "://" not in workdir
+  path = epath.Path(os.path.abspath(workdir) if local else workdir)
+  if path.exists() and not path.is_dir():
+    raise ConfigError(f"--workdir={path} exists and is not a directory")
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise ConfigError(f"--workdir={path} cannot be created: {e}") from e
+  return str(path)
 
 
 def initialize_distributed(*, coordinator_address: str | None = None, num_processes: int | None = None,
@@ -66,30 +105,114 @@ def initialize_distributed(*, coordinator_address: str | None = None, num_proces
                              process_id=process_id)
 
 
-def check_config(config, method, train_ds: datalib.Dataset, num_devices: int) -> None:
-  """Errors naming the config field at fault, before anything is compiled."""
+# ----------------------------------------------------------------------------- checks
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """The phases a run goes through, and the global step each starts at."""
+  phases: tuple[methods.Phase, ...]
+  starts: tuple[int, ...]
+  phased: bool  # the method declared its phases (else one phase of config.num_steps)
+
+  @property
+  def total(self) -> int:
+    return self.starts[-1] + self.phases[-1].steps
+
+  def index(self, step: int) -> int:
+    """The phase the state is in after ``step`` steps (its last step's phase; 0 at the start)."""
+    return max([k for k, s in enumerate(self.starts) if s < step], default=0)
+
+  def end(self, k: int) -> int:
+    return self.starts[k] + self.phases[k].steps
+
+
+def schedule(spec: methods.Spec, config) -> Schedule:
+  if not spec.phases:
+    if not isinstance(config.num_steps, int) or config.num_steps <= 0:
+      raise ConfigError(f"config.num_steps={config.num_steps!r} must be a positive int")
+    return Schedule((methods.Phase("train", config.num_steps),), (0,), False)
+  starts = tuple(int(s) for s in np.cumsum([0] + [p.steps for p in spec.phases[:-1]]))
+  sched = Schedule(tuple(spec.phases), starts, True)
+  steps = ", ".join(f"{p.name} {p.steps}" for p in spec.phases)
+  if config.num_steps not in (0, sched.total):
+    raise ConfigError(f"config.num_steps={config.num_steps}, but the phases of config.method="
+                      f"{config.method!r} take {sched.total} steps ({steps}): set num_steps to 0 "
+                      "(the sum) or change the phases' steps")
+  if sched.total <= 0:
+    raise ConfigError(f"the phases of config.method={config.method!r} take no steps ({steps})")
+  return sched
+
+
+def check_config(config, num_devices: int) -> None:
+  """The engine's own fields; errors naming the field at fault."""
   if config.batch_size <= 0 or config.batch_size % num_devices:
-    raise ValueError(f"config.batch_size={config.batch_size} must be a positive multiple of the "
-                     f"{num_devices} devices")
-  if config.num_steps <= 0:
-    raise ValueError(f"config.num_steps={config.num_steps} must be positive")
-  missing = [d for d in method.DOMAINS if d not in train_ds.domains]
+    raise ConfigError(f"config.batch_size={config.batch_size} must be a positive multiple of the "
+                      f"{num_devices} devices")
+  for field in ("log_every", "eval_every", "checkpoint_every", "num_samples"):
+    if not isinstance(config[field], int) or config[field] <= 0:
+      raise ConfigError(f"config.{field}={config[field]!r} must be a positive int")
+  if "model" in config and "conv_impl" in config.model:
+    nnlib.convs.resolve_impl(config.model.conv_impl)
+
+
+def check_data(config, spec: methods.Spec, train_ds: datalib.Dataset) -> None:
+  """The training split against the method's domains, pairing and channels."""
+  missing = [d for d in spec.domains if d not in train_ds.domains]
   if missing:
-    raise ValueError(f"config.method={config.method!r} needs domains {list(method.DOMAINS)}; "
-                     f"config.data.source={config.data.source!r} gives {sorted(train_ds.domains)}")
-  for d in method.DOMAINS:
+    raise ConfigError(f"config.method={config.method!r} needs domains {list(spec.domains)}; "
+                      f"config.data.source={config.data.source!r} gives {sorted(train_ds.domains)}"
+                      " (config.data.domains can rename them)")
+  if spec.paired and not train_ds.paired:
+    raise ConfigError(f"config.method={config.method!r} needs paired domains (example i of each "
+                      f"showing the same thing); config.data.source={config.data.source!r} gives "
+                      "unpaired ones (image folders pair by file name with config.data.paired=True)")
+  for d in spec.domains:
     field = f"{d}_channels"
-    if field in config.model and train_ds.domains[d].shape[-1] != config.model[field]:
-      raise ValueError(f"config.model.{field}={config.model[field]} but the data's domain {d!r} has "
-                       f"{train_ds.domains[d].shape[-1]} channels")
+    if "model" in config and field in config.model and train_ds.domains[d].shape[-1] != config.model[field]:
+      raise ConfigError(f"config.model.{field}={config.model[field]} but the data's domain {d!r} "
+                        f"has {train_ds.domains[d].shape[-1]} channels")
 
 
-def _check_finite(metrics: dict, step: int) -> None:
-  bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
-  if bad:
-    raise NonFiniteLossError(
-        f"non-finite value of {', '.join(bad)} at step {step}; stopping. The last good checkpoint "
-        "is kept; lower the learning rate or check the data, then rerun to resume from it.")
+def batch_fields(config, spec: methods.Spec, train_ds: datalib.Dataset):
+  """The extra batch fields the method asks for (``methods.FIELDS``). Returns ``(fields, stream,
+  labelled, info)``: ``fields[d]`` arrays aligned with domain ``d`` (``pipeline.examples``),
+  ``stream`` the indices of the labelled-examples stream per domain (None unless asked for),
+  ``labelled`` the indices whose labels ``config.data.num_labels`` keeps (None: all) and ``info``
+  the ``methods.DataInfo``."""
+  wants_labels = {"label", "labelled", "labelled_examples"} & set(spec.fields)
+  num_labels = config.data.num_labels
+  if num_labels and not {"labelled", "labelled_examples"} & set(spec.fields):
+    raise ConfigError(f"config.data.num_labels={num_labels}, but config.method={config.method!r} "
+                      f"{'needs every label' if wants_labels else 'uses no labels'}: set it to 0")
+  fields, labelled, classes = {}, {}, {}
+  for d in spec.domains:
+    n = len(train_ds.domains[d])
+    fields[d] = {f"{d}/index": np.arange(n, dtype=np.int32)} if "index" in spec.fields else {}
+    if not wants_labels:
+      continue
+    labels = train_ds.extras.get(f"{d}/label")
+    if labels is None:
+      raise ConfigError(f"config.method={config.method!r} needs the class of every example of "
+                        f"domain {d!r}; config.data.source={config.data.source!r} gives none: set "
+                        f"config.data.label to the source's field that holds it")
+    classes[d] = int(np.max(labels)) + 1
+    known = np.ones(n, bool)
+    if num_labels:
+      known[:] = False
+      labelled[d] = datalib.labelled_subset(labels, num_labels, config.data.labels_seed,
+                                            what=f"domain {d!r} of config.data.source={config.data.source!r}")
+      known[labelled[d]] = True
+    fields[d][f"{d}/label"] = np.where(known, labels, -1).astype(np.int32)
+    if "labelled" in spec.fields:
+      fields[d][f"{d}/labelled"] = known
+  stream = ({d: labelled.get(d, np.arange(len(train_ds.domains[d]))) for d in spec.domains}
+            if "labelled_examples" in spec.fields else None)
+  info = methods.DataInfo({d: len(train_ds.domains[d]) for d in spec.domains}, classes)
+  return fields, stream, labelled or None, info
+
+
+# ----------------------------------------------------------------------------- setup
 
 
 class _Signals:
@@ -137,42 +260,88 @@ def to_global(local: dict, sharding) -> dict:
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
 
 
-def input_pipeline(config, train_ds: datalib.Dataset):
-  """Element ``t``: this process's part of global batch ``t`` (``data/pipeline.py``)."""
-  return datalib.local_batches(train_ds, batch_size=config.batch_size, seed=config.seed,
-                               process_index=jax.process_index(), process_count=jax.process_count(),
-                               augment=pipeline.augmentation(config.data, paired=train_ds.paired))
-
-
 @dataclasses.dataclass
 class Training:
-  """What a training loop needs: the method, its initial state, the jitted step and the batches."""
+  """What a training loop needs: the method, its schedule, its initial state (phase 0 entered),
+  the jitted steps and phase starts, and the batches."""
   method: object
+  spec: methods.Spec
+  schedule: Schedule
+  config: object
   state: object
-  step_fn: object          # (state, global batch) -> (state, metrics); donates the state
   batches: object          # grain.MapDataset of this process's local batches
   batch_sharding: object
+  labelled: dict | None    # domain -> indices of the examples whose labels are kept
+  _steps: dict = dataclasses.field(default_factory=dict)
+
+  @property
+  def replicated(self):
+    return NamedSharding(self.batch_sharding.mesh, P())
 
   def global_batch(self, local: dict) -> dict:
     return to_global(local, self.batch_sharding)
 
+  @functools.cached_property
+  def _start(self) -> Callable:
+    start = getattr(self.method, "start_phase", common.start_phase)
+    return jax.jit(lambda state, k: start(state, self.schedule.phases[k], config=self.config),
+                   static_argnums=1, out_shardings=self.replicated)
 
-def setup_training(config, train_ds: datalib.Dataset | None = None) -> Training:
-  """Builds the mesh, the input pipeline, the initial state and the jitted step for ``config``."""
+  def start(self, state, k: int):
+    """``state`` entering phase ``k`` (phases without ``start_phase`` get ``common.start_phase``)."""
+    return self._start(state, k) if self.schedule.phased else state
+
+  def abstract(self, k: int):
+    """Shapes, dtypes and shardings of the state in phase ``k`` (to restore a checkpoint into)."""
+    def enter(state):
+      for j in range(1, k + 1):
+        state = self.start(state, j)
+      return state
+    shapes = jax.eval_shape(enter, self.state)
+    return jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.replicated), shapes)
+
+  def step_fn(self, k: int) -> Callable:
+    """The jitted step of phase ``k``: ``(state, global batch) -> (state, metrics)``."""
+    if k not in self._steps:
+      kwargs = {"phase": self.schedule.phases[k]} if self.schedule.phased else {}
+      self._steps[k] = jax.jit(
+          functools.partial(self.method.train_step, config=self.config, **kwargs),
+          in_shardings=(self.replicated, self.batch_sharding), out_shardings=self.replicated,
+          donate_argnums=0, compiler_options=compiler_options())
+    return self._steps[k]
+
+
+def setup_training(config, train_ds: datalib.Dataset | None = None,
+                   test_ds: datalib.Dataset | None = None) -> Training:
+  """Checks ``config`` against its method, data (and, given ``test_ds``, evaluators), then builds
+  the mesh, the input pipeline and the initial state (phase 0 entered)."""
   method = methods.get(config.method)
+  spec = methods.spec(method, config)
+  sched = schedule(spec, config)
+  check_config(config, jax.device_count())
   if train_ds is None:
     train_ds = datalib.build(config.data, "train")
-  check_config(config, method, train_ds, jax.device_count())
+  check_data(config, spec, train_ds)
+  if test_ds is not None:
+    evaluation.check(config, spec, methods.offered_maps(method, config, spec.domains), test_ds)
+  fields, stream, labelled, info = batch_fields(config, spec, train_ds)
   mesh = make_mesh()
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data"))
-  batches = input_pipeline(config, train_ds.select(method.DOMAINS))
-  init_fn = jax.jit(functools.partial(method.init, config=config), out_shardings=replicated)
+  batches = datalib.local_batches(
+      train_ds.select(spec.domains), batch_size=config.batch_size, seed=config.seed,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      augment=pipeline.augmentation(config.data, paired=train_ds.paired), fields=fields,
+      labelled=stream)
+  init_fn = jax.jit(functools.partial(method.init, config=config, info=info), out_shardings=replicated)
   state = init_fn(jax.random.PRNGKey(config.seed), batch=to_global(batches[0], batch_sharding))
-  step_fn = jax.jit(functools.partial(method.train_step, config=config),
-                    in_shardings=(replicated, batch_sharding), out_shardings=replicated,
-                    donate_argnums=0, compiler_options=common.compiler_options())
-  return Training(method, state, step_fn, batches, batch_sharding)
+  training = Training(method, spec, sched, config, state, batches, batch_sharding, labelled)
+  training.state = training.start(state, 0)
+  return training
+
+
+# ----------------------------------------------------------------------------- the loop
 
 
 def write_samples(method, state, config, test_ds, workdir: str, step: int) -> None:
@@ -182,76 +351,155 @@ def write_samples(method, state, config, test_ds, workdir: str, step: int) -> No
   loglib.save_grid(os.path.join(workdir, "samples", f"translations_{step:08d}.png"), rows)
 
 
+def _evaluate(training: Training, state, test_ds, workdir: str, step: int) -> dict:
+  write_samples(training.method, state, training.config, test_ds, workdir, step)
+  maps = methods.maps(training.method, state, training.config)
+  return evaluation.evaluate(maps, training.config, test_ds, workdir, step)
+
+
+def _init_from(config, training: Training):
+  """The newest state of the run in ``config.init_from``, restored into this config's structure
+  at its step; returns ``(state, phase index)``."""
+  other = os.path.abspath(config.init_from)
+  path = os.path.join(other, "config.json")
+  if not os.path.isfile(path):
+    raise ConfigError(f"config.init_from={config.init_from!r}: no config.json there (is it a "
+                      "training run's workdir?)")
+  with open(path) as f:
+    other_method = json.load(f).get("method")
+  if other_method != config.method:
+    raise ConfigError(f"config.init_from={config.init_from!r} is a run of method {other_method!r}, "
+                      f"not config.method={config.method!r}")
+  if not os.path.isdir(os.path.join(other, "checkpoints")):
+    raise ConfigError(f"config.init_from={config.init_from!r} has no checkpoints/")
+  source = ckptlib.Checkpointer(other)
+  try:
+    step = source.latest_step()
+    if step is None:
+      raise ConfigError(f"config.init_from={config.init_from!r} has no checkpoint")
+    if step >= training.schedule.total:
+      raise ConfigError(f"config.init_from={config.init_from!r} ends at step {step}; this config's "
+                        f"{'phases end' if training.schedule.phased else 'num_steps ends'} at step "
+                        f"{training.schedule.total}: nothing is left to train")
+    k = training.schedule.index(step)
+    try:
+      return source.restore(training.abstract(k), step=step), k
+    except (ValueError, KeyError, TypeError) as e:
+      raise ConfigError(f"config.init_from={config.init_from!r}: its checkpoint at step {step} does "
+                        f"not fit this config (phase {training.schedule.phases[k].name!r}): {e}") from e
+  finally:
+    source.close()
+
+
 def train_and_evaluate(config, workdir: str, *, interrupt_at_step: int | None = None,
                        datasets: tuple[datalib.Dataset, datalib.Dataset] | None = None):
   """Trains (or resumes) and evaluates; returns ``(final_state, eval_metrics)``. ``datasets``:
   the ``(train, test)`` splits of ``config.data`` if the caller has built them already."""
-  workdir = check_workdir(workdir)
-  methods.get(config.method)  # an unknown method is an error before any data is read
+  workdir = prepare_workdir(workdir)
+  spec = methods.spec(methods.get(config.method), config)  # before any data is read
+  schedule(spec, config)
   train_ds, test_ds = datasets or (datalib.build(config.data, "train"),
                                    datalib.build(config.data, "test"))
-  training = setup_training(config, train_ds)
-  method, state, step_fn = training.method, training.state, training.step_fn
+  test_ds = test_ds.select(spec.domains)
+  training = setup_training(config, train_ds, test_ds)
+  sched = training.schedule
+  if not config.evals:
+    print("note: config.evals is empty: this run is not evaluated", flush=True)
 
   if loglib.is_writer():
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
+    loglib.write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
+    if training.labelled is not None:
+      loglib.write_text(os.path.join(workdir, LABELLED_FILE), json.dumps(
+          {"num_labels": config.data.num_labels, "labels_seed": config.data.labels_seed,
+           "indices": {d: idx.tolist() for d, idx in training.labelled.items()}}))
 
   data_iter = datalib.iterator(training.batches, config.data)
   ckpt = ckptlib.Checkpointer(workdir)
+  state, entered = training.state, 0
   if ckpt.latest_step() is not None:
-    state, data_iter = ckpt.restore(state, data_iter)
+    entered = sched.index(ckpt.latest_step())
+    state, data_iter = ckpt.restore(training.abstract(entered), data_iter)
     print(f"Resumed from {ckpt.directory} at step {int(state.step)}", flush=True)
+  elif config.init_from:
+    state, entered = _init_from(config, training)
+    grain.experimental.set_next_index(data_iter, int(state.step))
+    print(f"Started from {config.init_from} at step {int(state.step)}", flush=True)
   start = int(state.step)
   position = grain.experimental.get_next_index(data_iter)
   if position != start:
-    raise ValueError(f"the checkpoint in {ckpt.directory} is at step {start} but its input pipeline "
-                     f"at batch {position}; it was not written by this engine")
+    raise DataError(f"the checkpoint in {ckpt.directory} is at step {start} but its input pipeline "
+                    f"at batch {position}; it was not written by this engine")
 
   writer = loglib.MetricWriter(workdir)
-  progress = loglib.Progress(config.num_steps, start)
-  pending = None  # (step, device metrics) of the previous step, checked one step late
+  progress = loglib.Progress(sched.total, start)
+  last = len(sched.phases) - 1
   try:
     with _Signals() as signals:
-      for step in range(start, config.num_steps):
-        state, metrics = step_fn(state, training.global_batch(next(data_iter)))
-        if pending is not None:  # fetch the previous step's metrics while this one runs
-          _finish_step(*pending, writer=writer, progress=progress, config=config)
-        pending = (step + 1, metrics)
-        done = step + 1
-        save_now = done % config.checkpoint_every == 0 or done == config.num_steps
-        stop = signals.reached(done) or (interrupt_at_step is not None and done >= interrupt_at_step)
-        if save_now or stop:
-          _finish_step(*pending, writer=writer, progress=progress, config=config)
-          pending = None
-          ckpt.save(done, state, data_iter)
-        if done % config.eval_every == 0 and done != config.num_steps:
-          write_samples(method, state, config, test_ds, workdir, done)
-          writer.write(done, "eval", evaluation.evaluate(method, state, config, test_ds, workdir, done))
-        if stop:
-          raise Interrupted(f"interrupted ({signals.received or 'interrupt_at_step'}) at step {done}; "
-                            f"checkpoint saved in {ckpt.directory}: rerun the same command to resume")
-      if pending is not None:
-        _finish_step(*pending, writer=writer, progress=progress, config=config)
-    if ckpt.latest_step() != config.num_steps:
-      ckpt.save(config.num_steps, state, data_iter)
-    write_samples(method, state, config, test_ds, workdir, config.num_steps)
-    final = evaluation.evaluate(method, state, config, test_ds, workdir, config.num_steps)
-    writer.write(config.num_steps, "eval", final)
+      step = start
+      for k, phase in enumerate(sched.phases):
+        if step >= sched.end(k):
+          continue
+        while entered < k:
+          entered += 1
+          state = training.start(state, entered)
+        progress.phase = phase.name if sched.phased else None
+        state, step = _train_phase(training, k, state, step, data_iter, ckpt, signals, writer, progress,
+                                   test_ds=test_ds if k == last else None, workdir=workdir,
+                                   interrupt_at_step=interrupt_at_step)
+    if ckpt.latest_step() != sched.total:
+      ckpt.save(sched.total, state, data_iter)
+    if entered < last:
+      print(f"note: the run ends before its last phase ({sched.phases[last].name!r}, 0 steps): "
+            "no samples or evaluation", flush=True)
+      return state, {}
+    final = _evaluate(training, state, test_ds, workdir, sched.total)
+    writer.write(sched.total, "eval", final)
     if loglib.is_writer():
-      with open(os.path.join(workdir, "eval_final.json"), "w") as f:
-        json.dump({k: float(v) for k, v in final.items()}, f, indent=2, sort_keys=True)
+      loglib.write_text(os.path.join(workdir, "eval_final.json"),
+                        json.dumps({k: float(v) for k, v in final.items()}, indent=2, sort_keys=True))
     return state, final
   finally:
     writer.close()
     ckpt.close()
 
 
-def _finish_step(step: int, metrics, *, writer, progress, config) -> None:
+def _train_phase(training: Training, k: int, state, step: int, data_iter, ckpt, signals, writer,
+                 progress, *, test_ds, workdir: str, interrupt_at_step: int | None):
+  """Steps ``step .. end of phase k``; returns ``(state, step)``. Evaluates when ``test_ds`` is
+  given (the last phase)."""
+  config, total, end = training.config, training.schedule.total, training.schedule.end(k)
+  step_fn = training.step_fn(k)
+  pending = None  # (step, device metrics) of the previous step, checked one step late
+  for step in range(step, end):
+    state, metrics = step_fn(state, training.global_batch(next(data_iter)))
+    if pending is not None:  # fetch the previous step's metrics while this one runs
+      _finish_step(*pending, writer=writer, progress=progress, config=config, total=total)
+    pending = (step + 1, metrics)
+    done = step + 1
+    save_now = done % config.checkpoint_every == 0 or done == end
+    stop = signals.reached(done) or (interrupt_at_step is not None and done >= interrupt_at_step)
+    if save_now or stop:
+      _finish_step(*pending, writer=writer, progress=progress, config=config, total=total)
+      pending = None
+      ckpt.save(done, state, data_iter)
+    if test_ds is not None and done % config.eval_every == 0 and done != total:
+      writer.write(done, "eval", _evaluate(training, state, test_ds, workdir, done))
+    if stop:
+      raise Interrupted(f"interrupted ({signals.received or 'interrupt_at_step'}) at step {done}; "
+                        f"checkpoint saved in {ckpt.directory}: rerun the same command to resume")
+  if pending is not None:
+    _finish_step(*pending, writer=writer, progress=progress, config=config, total=total)
+  return state, end
+
+
+def _finish_step(step: int, metrics, *, writer, progress, config, total: int) -> None:
   """Host side of a finished step: the finiteness check, and logging at the interval."""
   values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-  _check_finite(values, step)
-  if step % config.log_every == 0 or step == config.num_steps:
+  bad = sorted(k for k, v in values.items() if not np.isfinite(v))
+  if bad:
+    raise NonFiniteLossError(
+        f"non-finite value of {', '.join(bad)} at step {step}; stopping. The last good checkpoint "
+        "is kept; lower the learning rate or check the data, then rerun to resume from it.")
+  if step % config.log_every == 0 or step == total:
     writer.write(step, "train", values)
     progress.update(step, {k: v for k, v in values.items() if k != "lr"})

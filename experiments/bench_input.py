@@ -102,7 +102,7 @@ def step_time(config, *, steps: int, repeats: int) -> float:
   def run():
     nonlocal state
     for b in batches:
-      state, metrics = training.step_fn(state, b)
+      state, metrics = training.step_fn(0)(state, b)
     jax.block_until_ready(metrics)
 
   run()  # compile + warm-up

@@ -9,7 +9,7 @@ says which layers make the gap. For every stage of the paper-size networks (widt
 nine), the two stride-2 transposed convs, the 7x7 output conv, and the whole spectral-norm
 PatchGAN, each with its instance norm and activation as in ``disen_jax.nn``. Each stage is timed
 as forward + backward (gradients of the parameters and of the input, against a fixed random
-cotangent) jitted with ``common.compiler_options()`` (as the engine), in both of our conv
+cotangent) jitted with ``train.compiler_options()`` (as the engine), in both of our conv
 formulations (``impl="cpu"`` and ``"lax"``, see ``disen_jax/nn/convs.py``), and in PyTorch
 with the same parameters (``experiments/reference_torch``), interleaved so that both see the
 same load. GFLOP: XLA's cost analysis of the ``lax`` stage. "x per generator" weighs each
@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from disen_jax.methods import common  # pylint: disable=g-import-not-at-top
+from disen_jax import train  # pylint: disable=g-import-not-at-top
 from disen_jax.nn import layers  # pylint: disable=g-import-not-at-top
 from disen_jax.nn.convs import Conv, ConvTranspose  # pylint: disable=g-import-not-at-top
 from experiments import bench_steps  # pylint: disable=g-import-not-at-top
@@ -74,7 +74,7 @@ class Stage(nn.Module):
   def __call__(self, x):
     norm = lambda h: nn.InstanceNorm(use_bias=False, use_scale=False)(h)
     if self.kind == "c7":
-      return nn.relu(norm(Conv(self.features, (7, 7), padding="VALID", impl=self.impl)(layers.reflect_pad(x, 3))))
+      return nn.relu(norm(Conv(self.features, (7, 7), padding="REFLECT", impl=self.impl)(x)))
     if self.kind == "down":
       conv = Conv(self.features, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), impl=self.impl)
       return nn.relu(norm(conv(x)))
@@ -83,7 +83,7 @@ class Stage(nn.Module):
     if self.kind == "up":
       return nn.relu(norm(ConvTranspose(self.features, (3, 3), impl=self.impl)(x)))
     if self.kind == "out7":
-      return jnp.tanh(Conv(self.features, (7, 7), padding="VALID", impl=self.impl)(layers.reflect_pad(x, 3)))
+      return jnp.tanh(Conv(self.features, (7, 7), padding="REFLECT", impl=self.impl)(x))
     return layers.PatchGAN(self.features, impl=self.impl)(x)
 
 
@@ -125,7 +125,7 @@ def bench_stage(kind: str, cin: int, cout: int, size: int, batch: int, with_torc
   out_shape = jax.eval_shape(Stage(kind, cout, "lax").apply, variables, x).shape
   cot = jnp.asarray(rng.standard_normal(out_shape).astype(np.float32))
   runs, flops = {}, None
-  options = common.compiler_options()
+  options = train.compiler_options()
   for impl in ("cpu", "lax"):
     module = Stage(kind, cout, impl)
     params, rest = variables["params"], {k: v for k, v in variables.items() if k != "params"}

@@ -7,7 +7,7 @@ update in PyTorch, and against the machine's measured matmul peak.
 
 For each setting (the ``:cpu`` configs; the paper's networks at 128 and 256 px, batch 1 and 4):
 the compile time of our jitted step (jitted as the engine does: state donated, with
-``common.compiler_options()``), then the median, min and max of the step time over repeated steps
+``train.compiler_options()``), then the median, min and max of the step time over repeated steps
 (each blocked until ready), steps/s and images/s (images of each domain); the same for the
 PyTorch reference (``experiments/reference_torch``, loaded with the same initial parameters),
 timed in the same process, one JAX step and one torch step in turn so that both see the same
@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from configs import cyclegan_faces, uncoop_faces  # pylint: disable=g-import-not-at-top
 from disen_jax import methods
-from disen_jax.methods import common
+from disen_jax import train
 
 try:
   import torch  # pylint: disable=g-import-not-at-top
@@ -102,9 +102,9 @@ def jax_step(config, batch):
   """``(step, state, compile_s, flops_executed)``: our jitted step (state donated, as in the
   engine), compiled ahead of time."""
   method = methods.get(config.method)
-  state = jax.jit(lambda rng, b: method.init(rng, config, b))(jax.random.PRNGKey(config.seed), batch)
+  state = jax.jit(lambda rng, b: method.init(rng, config, b, None))(jax.random.PRNGKey(config.seed), batch)
   jitted = jax.jit(functools.partial(method.train_step, config=config), donate_argnums=0,
-                   compiler_options=common.compiler_options())
+                   compiler_options=train.compiler_options())
   t = time.perf_counter()
   compiled = jitted.lower(state, batch).compile()
   return compiled, state, time.perf_counter() - t, cost_flops(compiled)
@@ -115,7 +115,7 @@ def model_flops(config, batch) -> float:
   (``conv_impl="lax"``), lowered (not compiled: within 1% of the compiled count, 20x sooner)."""
   config = make_config_copy(config, conv_impl="lax")
   method = methods.get(config.method)
-  state = jax.eval_shape(lambda rng, b: method.init(rng, config, b), jax.random.PRNGKey(0), batch)
+  state = jax.eval_shape(lambda rng, b: method.init(rng, config, b, None), jax.random.PRNGKey(0), batch)
   return cost_flops(jax.jit(functools.partial(method.train_step, config=config)).lower(state, batch))
 
 
@@ -314,7 +314,7 @@ def markdown(results: dict, runs: list[dict]) -> str:
         f"{_peak(run) / 1e9:.0f} GFLOP/s (best f32 matmul at the start and the end of the run: "
         + ", ".join(f"{lib} {max(p[lib] for p in run['peaks_flops_per_s']) / 1e9:.0f}"
                     for lib in run["peaks_flops_per_s"][0]) + ").")
-  head += ["", "Our step as the engine jits it (state donated, `common.compiler_options()`), "
+  head += ["", "Our step as the engine jits it (state donated, `train.compiler_options()`), "
            f"`conv_impl={info['conv_impl']!r}`; one warm-up step per framework, then JAX and PyTorch "
            "in turn, timed steps each as listed (`clip(budget_s / step, min_repeats, max_repeats)`).", ""]
   if not with_torch:

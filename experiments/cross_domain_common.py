@@ -115,7 +115,8 @@ def run(config, name: str, figures_dir: str) -> dict:
     train_ds, test_ds = datalib.build(config.data, "train"), datalib.build(config.data, "test")
   state, final = train.train_and_evaluate(config, workdir, datasets=(train_ds, test_ds))
   seconds = time.time() - t0
-  cd_eval.save_figures(methods.get(config.method).maps(state, config), test_ds, config, figures_dir)
+  cd_eval.save_figures(methods.maps(methods.get(config.method), state, config), test_ds, config,
+                       figures_dir)
   results = cd_eval.nested(final)
   results.update(shared_recall_during_training=shared_recall_history(workdir),
                  steps=int(state.step), batch_size=config.batch_size, seconds=round(seconds, 1),

@@ -52,7 +52,7 @@ def config_arg(method: str) -> str:
 def overrides(seed: int) -> dict:
   steps = _STEPS.value or uncoop_faces.get_config(_VARIANT.value).num_steps
   return {"seed": seed, "num_steps": steps, "eval_every": steps,  # evaluate once, at the end
-          "eval.cache_dir": os.path.join(os.path.abspath(_RUNS.value), "eval_cache")}
+          "eval.faces.cache_dir": os.path.join(os.path.abspath(_RUNS.value), "eval_cache")}
 
 
 def make_config(method: str, seed: int):

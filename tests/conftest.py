@@ -30,6 +30,14 @@ def load_config(name: str, arg: str | None = "test"):
   return importlib.import_module(f"configs.{name}").get_config(arg)
 
 
+def data_config(source: str, **fields):
+  """``config.data`` of ``source`` (every field at its default) with ``fields`` set."""
+  from disen_jax import config_lib  # pylint: disable=g-import-not-at-top
+  c = config_lib.data(source)
+  c.update(fields)
+  return c
+
+
 @pytest.fixture(scope="session")
 def num_devices():
   return jax.device_count()

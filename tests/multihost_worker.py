@@ -64,7 +64,7 @@ def train_losses(train, config, steps: int) -> list[dict]:
   training = train.setup_training(config)
   state, out = training.state, []
   for t in range(steps):
-    state, metrics = training.step_fn(state, training.global_batch(training.batches[t]))
+    state, metrics = training.step_fn(0)(state, training.global_batch(training.batches[t]))
     out.append({k: float(v) for k, v in jax.device_get(metrics).items()})
   return out
 

@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from disen_jax.methods import common, cyclegan
-from disen_jax.nn import Conv, ConvTranspose, PatchGAN, ResnetTranslator, convs
+from disen_jax import train
+from disen_jax.errors import ConfigError
+from disen_jax.nn import Conv, ConvTranspose, Critic, Decoder, Encoder, PatchGAN, ResnetTranslator, convs
 from tests.conftest import load_config
 
 KEY = jax.random.PRNGKey(0)
@@ -44,8 +45,18 @@ def _assert_same_layer(ours, reference, x, atol=1e-4):
 @pytest.mark.parametrize("impl", ["lax", "cpu"])
 def test_conv_equals_flax_conv(cin, cout, k, stride, padding, impl):
   x = jax.random.normal(jax.random.PRNGKey(1), (2, 11, 9, cin))
-  _assert_same_layer(Conv(cout, (k, k), (stride, stride), padding, impl=impl),
+  _assert_same_layer(Conv(cout, (k, k), strides=(stride, stride), padding=padding, impl=impl),
                      nn.Conv(cout, (k, k), strides=(stride, stride), padding=padding), x)
+
+
+@pytest.mark.parametrize("k", [3, 7])
+def test_reflect_padded_conv_equals_padding_then_a_valid_conv(k):
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 10, 9, 5))
+  padded = jnp.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)), mode="reflect")
+  ours = Conv(6, (k, k), padding="REFLECT", impl="cpu")
+  variables = ours.init(KEY, x)
+  np.testing.assert_allclose(ours.apply(variables, x),
+                             nn.Conv(6, (k, k), padding="VALID").apply(variables, padded), atol=1e-4)
 
 
 @pytest.mark.parametrize("k", [3, 4, 5])
@@ -70,48 +81,32 @@ def test_second_derivatives_equal_lax(cin, cout, stride):
   np.testing.assert_allclose(penalty("cpu"), penalty("lax"), rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("m", [2, 4])
-def test_winograd_equals_a_direct_convolution(m):
-  """F(2x2) and F(4x4), output sizes that are not whole tiles: outputs, gradients and second
-  derivatives of a direct convolution."""
-  x = jax.random.normal(jax.random.PRNGKey(1), (2, 11, 8, 5))
-  kernel = 0.3 * jax.random.normal(jax.random.PRNGKey(2), (3, 3, 5, 6))
-  direct = lambda x, k: convs.conv_valid(x, k, "lax")
-  winograd = lambda x, k: convs.conv_winograd(x, k, m)
-  np.testing.assert_allclose(winograd(x, kernel), direct(x, kernel), rtol=1e-4, atol=1e-4)
+class _DecoderOfX(nn.Module):
+  """The pix2pix decoder on an input image's encoding (one module for the test below)."""
+  impl: str
 
-  def grads(conv):
-    loss = lambda x, k: jnp.sum(jnp.sin(conv(x, k)) ** 2)
-    penalty = lambda x, k: jnp.sum(jax.grad(loss)(x, k) ** 2)
-    return jax.grad(loss, (0, 1))(x, kernel), jax.grad(penalty, (0, 1))(x, kernel)
-
-  chex.assert_trees_all_close(jax.jit(lambda: grads(winograd))(), grads(direct), rtol=1e-4,
-                              atol=1e-3)
-
-
-def test_large_3x3_convs_are_winograd_with_flax_numbers():
-  """Above the small-conv sizes a 3x3 stride-1 conv of the "cpu" formulation is Winograd's (no
-  convolution in the compiled program) and computes flax's outputs and gradients."""
-  x = jax.random.normal(jax.random.PRNGKey(1), (1, 19, 18, 112))  # 272 positions, 61 MFLOP
-  ours = Conv(112, (3, 3), padding="VALID", impl="cpu")
-  _assert_same_layer(ours, nn.Conv(112, (3, 3), padding="VALID"), x, atol=1e-3)
-  variables = ours.init(KEY, x)
-  hlo = jax.jit(jax.grad(_loss(ours))).lower(variables, x).compile().as_text()
-  assert " convolution(" not in hlo
+  @nn.compact
+  def __call__(self, x):
+    s, e = Encoder(4, num_down=3, exclusive_dim=2, impl=self.impl)(x)
+    return Decoder(3, 4, num_down=3, dropout=0.0, impl=self.impl)(s, e)
 
 
 @pytest.mark.parametrize("net", [
     functools.partial(ResnetTranslator, 3, 4, num_blocks=1),
     functools.partial(PatchGAN, 8, num_layers=2, norm="instance"),
+    _DecoderOfX,
+    functools.partial(Critic, 4),
 ])
 def test_networks_compute_the_same_with_either_impl(net):
   x = jax.random.uniform(jax.random.PRNGKey(1), (2, 16, 16, 3), minval=-1, maxval=1)
-  variables = net(impl="lax").init(KEY, x)
-  chex.assert_trees_all_equal(net(impl="cpu").init(KEY, x), variables)  # checkpoints load either way
+  args = (x, x) if getattr(net, "func", None) is Critic else (x,)
+  variables = net(impl="lax").init(KEY, *args)
+  chex.assert_trees_all_equal(net(impl="cpu").init(KEY, *args), variables)  # checkpoints load either way
 
   def outputs_and_grads(impl):
     module = net(impl=impl)
-    fn = lambda v: (module.apply(v, x), jax.grad(_loss(module))(v, x))
+    loss = lambda v: jnp.sum(jnp.sin(module.apply(v, *args)))
+    fn = lambda v: (module.apply(v, *args), jax.grad(loss)(v))
     return jax.jit(fn, compiler_options={"xla_backend_optimization_level": 0})(variables)  # numbers
 
   (out, grads), (ref_out, ref_grads) = outputs_and_grads("cpu"), outputs_and_grads("lax")
@@ -131,7 +126,7 @@ def _ynn_fused_opcodes(hlo: str) -> set[str]:
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="YNNPACK is XLA:CPU's")
 def test_large_convs_go_to_xla_convolution_kernel_with_the_same_numbers():
   """Above ``SMALL_CONV_FLOPS`` and ``SMALL_CONV_POSITIONS`` the "cpu" formulation of a stride-1
-  conv other than 3x3 is XLA's convolution, which ``compiler_options`` keeps from YNNPACK (jax
+  conv is XLA's convolution, which ``compiler_options`` keeps from YNNPACK (jax
   0.10's default, 3x slower) while YNNPACK keeps the reductions (XLA's own, 10x slower): flax's
   outputs and gradients."""
   x = jax.random.normal(jax.random.PRNGKey(1), (1, 20, 20, 64))  # 256 positions, 52 MFLOP
@@ -139,7 +134,7 @@ def test_large_convs_go_to_xla_convolution_kernel_with_the_same_numbers():
   reference = nn.Conv(64, (5, 5), padding="VALID")
   variables = reference.init(KEY, x)
   fn = lambda v: (ours.apply(v, x), jax.grad(_loss(ours))(v, x))
-  compiled = jax.jit(fn, compiler_options=common.compiler_options()).lower(variables).compile()
+  compiled = jax.jit(fn, compiler_options=train.compiler_options()).lower(variables).compile()
   fused = _ynn_fused_opcodes(compiled.as_text())
   assert "convolution" not in fused and "reduce" in fused  # the bias gradient
   # If this fails, a later jax changed its default: check whether the option is still needed.
@@ -157,10 +152,9 @@ def test_auto_impl_follows_the_backend():
   assert convs.resolve_impl("lax") == "lax"
 
 
-def test_bad_conv_impl_names_the_config_field():
-  config = load_config("cyclegan_faces")
+@pytest.mark.parametrize("name", ["cyclegan_faces", "cross_domain_mnist"])
+def test_bad_conv_impl_names_the_config_field_before_compiling(name):
+  config = load_config(name)
   config.model.conv_impl = "fast"
-  with pytest.raises(ValueError, match=r"config\.model\.conv_impl='fast'"):
-    cyclegan.networks(config)
-  with pytest.raises(ValueError, match=r"config\.model\.conv_impl"):
-    common.conv_impl(config)
+  with pytest.raises(ConfigError, match=r"config\.model\.conv_impl='fast'"):
+    train.check_config(config, 1)

@@ -15,10 +15,24 @@ from disen_jax import checkpoint as ckptlib
 from disen_jax import data as datalib
 from disen_jax import train
 from disen_jax.data import synthetic
+from disen_jax.errors import ConfigError
 from tests.conftest import ROOT, load_config
 
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
                  if not p.endswith("__init__.py"))
+_FACES = {"c_fidelity_psnr", "c_fidelity_ssim", "v_fidelity_psnr", "v_fidelity_ssim", "expression_r2",
+          "expression_r2_renders"}
+_RECALL = {f"{p}/{f}/{d}" for p in ("recall@1", "recall@1_pair") for f in ("shared", "exclusive", "pixels")
+           for d in ("x2y", "y2x")} | {"shared_pair_ratio", "exclusive_pair_ratio"}
+# What the final evaluation of each config's :test run must report.
+EVAL_KEYS = {
+    "uncoop_faces": _FACES | {"residual_r2"},
+    "cyclegan_faces": _FACES,
+    "uncoop_synthetic": {"abs_rho", "abs_rho_c", "corr_c_c", "corr_c_r", "corr_r_c", "corr_r_r"},
+    "uncoop_facades": {"cycle_psnr/v2c2v", "cycle_ssim/v2c2v", "cycle_psnr/c2v2c", "cycle_ssim/c2v2c"},
+    "cross_domain_mnist": _RECALL | {f"analogy_error{c}/{d}" for c in ("", "_copy") for d in "xy"},
+    "cross_domain_facades": _RECALL,
+}
 
 
 def _params_equal(a, b):
@@ -47,8 +61,10 @@ def test_test_variant_trains_on_8_devices(name, tmp_path, num_devices):
   assert [l["step"] for l in train_lines] == list(range(1, config.num_steps + 1))
   assert all(np.isfinite(v) for l in lines for k, v in l.items() if k != "split")
   assert json.load(open(os.path.join(workdir, "eval_final.json"))) == pytest.approx(final)
-  if config.model.kind != "mlp":
+  assert set(final) == EVAL_KEYS[name]
+  if config.data.source != "synthetic":  # vectors have no sample grids
     assert glob.glob(os.path.join(workdir, "samples", "*.png"))
+  assert [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))] == [config.num_steps]
 
 
 def _synthetic_config(**overrides):
@@ -109,9 +125,12 @@ def _init_state(config):
   return uncoop.init(jax.random.PRNGKey(0), config, datalib.get_batch(ds, config.batch_size, 0, seed=0))
 
 
-def test_missing_workdir_parent_is_a_clear_error(tmp_path):
-  with pytest.raises(FileNotFoundError, match="--workdir.*parent directory"):
-    train.train_and_evaluate(_synthetic_config(), str(tmp_path / "no" / "such" / "run"))
+def test_a_missing_workdir_is_created_with_its_parents_and_a_file_is_an_error(tmp_path):
+  train.train_and_evaluate(_synthetic_config(num_steps=2), str(tmp_path / "no" / "such" / "run"))
+  assert os.path.isfile(tmp_path / "no" / "such" / "run" / "eval_final.json")
+  (tmp_path / "file").write_text("")
+  with pytest.raises(ConfigError, match="--workdir=.*file exists and is not a directory"):
+    train.train_and_evaluate(_synthetic_config(), str(tmp_path / "file"))
 
 
 def test_batch_not_divisible_by_devices_names_the_field(tmp_path):
@@ -141,8 +160,12 @@ def test_cli_unknown_field_and_bad_value_are_errors_naming_them(tmp_path):
   assert out.returncode != 0 and "no_such_field" in out.stderr
   out = _main(cfg, "--config.batch_size=abc", f"--workdir={tmp_path}/b")
   assert out.returncode != 0 and "batch_size" in out.stderr
-  out = _main(cfg, f"--workdir={tmp_path}/missing/parent/run")
-  assert out.returncode == 1 and "parent directory" in out.stderr
+  (tmp_path / "file").write_text("")
+  out = _main(cfg, f"--workdir={tmp_path}/file")
+  assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+      f"error: --workdir={tmp_path}/file exists and is not a directory"]
+  out = _main("--config=configs/uncoop_synthetic.py:tset", f"--workdir={tmp_path}/c")
+  assert out.returncode != 0 and "unknown config variant(s) ['tset']" in out.stderr
 
 
 def test_cli_trains_with_an_override(tmp_path):

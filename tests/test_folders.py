@@ -1,20 +1,19 @@
 """Tests for the "folders" data source (a user's own image folders)."""
 import pathlib
 
-import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
 
 from disen_jax import data as datalib
-from disen_jax.data import SOURCES, folders, lazy
+from disen_jax.data import folders, lazy
+from tests.conftest import data_config
 
 FACADES = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "facades"
 
 
 def _config(folder_map, **kw):
-  return ml_collections.ConfigDict(
-      dict(source="folders", folders={k: str(v) for k, v in folder_map.items()}, resolution=8, **kw))
+  return data_config("folders", **{"resolution": 8, **kw, "folders": {k: str(v) for k, v in folder_map.items()}})
 
 
 def _write(path, size, mode="RGB", fmt=None, value=128):
@@ -36,10 +35,6 @@ def mixed(tmp_path):
   _write(d / "12.tiff", (40, 8))
   (d / "notes.txt").write_text("not an image")
   return d
-
-
-def test_registered():
-  assert SOURCES["folders"] is folders.build
 
 
 def test_mixed_formats(mixed):
@@ -89,7 +84,7 @@ def test_missing_and_empty_folders(tmp_path, mixed):
   with pytest.raises(ValueError, match=r"config\.data\.folders\.c: no images.*empty"):
     folders.build(_config({"v": mixed, "c": tmp_path / "empty"}), "train")
   with pytest.raises(ValueError, match="config.data.resolution"):
-    folders.build(ml_collections.ConfigDict(dict(folders={"v": str(mixed)})), "train")
+    folders.build(_config({"v": mixed}, resolution=0), "train")
 
 
 def test_split_subdirs(tmp_path):

@@ -18,7 +18,6 @@ def test_translator_shapes(size, blocks):
   net = ResnetTranslator(out_channels=1, features=8, num_blocks=blocks)
   y = net.apply(net.init(KEY, x), x)
   chex.assert_shape(y, (2, size, size, 1))
-  assert float(jnp.max(jnp.abs(y))) <= 1.0
 
 
 def test_r_stream_emits_three_scales_and_entangler_takes_them():
@@ -90,12 +89,12 @@ def test_history_disabled_passes_through():
 @pytest.mark.parametrize("shape", [(2, 8, 8, 5), (1, 4, 6, 3)])
 def test_up_and_down_equal_flax_transposed_conv_and_conv(shape):
   x = jax.random.normal(jax.random.PRNGKey(1), shape)
-  for fast in (False, True):
-    up = Up(7, phases=fast)
+  for impl in ("lax", "cpu"):
+    up = Up(7, impl)
     params = up.init(jax.random.PRNGKey(2), x)
     ref = nn.ConvTranspose(7, (4, 4), strides=(2, 2), padding="SAME").apply(params, x)
     np.testing.assert_allclose(up.apply(params, x), ref, atol=1e-5)
-    down = Down(7, im2col=fast)
+    down = Down(7, impl)
     params = down.init(jax.random.PRNGKey(3), x)
     ref = nn.Conv(7, (4, 4), strides=(2, 2), padding="SAME").apply(params, x)
     np.testing.assert_allclose(down.apply(params, x), ref, atol=1e-5)

@@ -3,13 +3,13 @@ decoding, augmentation and the iterator position in orbax checkpoints."""
 import json
 
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from disen_jax import checkpoint as ckptlib
 from disen_jax import data as datalib
 from disen_jax.data import images, lazy, pipeline
+from tests.conftest import data_config
 
 
 def _unpaired(na=12, nb=7):
@@ -92,7 +92,7 @@ def test_lazy_domains_decode_on_read_and_once_per_paired_record():
 def test_augmentation_crops_and_flips_paired_domains_alike():
   rng = np.random.default_rng(0)
   img = rng.uniform(-1, 1, size=(40, 10, 10, 3)).astype(np.float32)
-  cfg = ml_collections.ConfigDict(dict(resolution=8, load_size=10, random_flip=True))
+  cfg = data_config("synthetic", resolution=8, load_size=10, random_flip=True)
   paired = datalib.Dataset({"x": img, "y": img.copy()}, paired=True)
   batches = datalib.local_batches(paired, batch_size=20, seed=0,
                                   augment=pipeline.augmentation(cfg, paired=True))
@@ -114,9 +114,9 @@ def test_augmentation_crops_and_flips_paired_domains_alike():
   out = datalib.local_batches(unpaired, batch_size=20, seed=0,
                               augment=pipeline.augmentation(cfg, paired=False))[0]
   assert out["x"].shape == (20, 8, 8, 3)
-  assert pipeline.augmentation(ml_collections.ConfigDict(dict(resolution=8)), paired=True) is None
+  assert pipeline.augmentation(data_config("synthetic", resolution=8), paired=True) is None
   with pytest.raises(ValueError, match="config.data.load_size=4"):
-    images.decode_size(ml_collections.ConfigDict(dict(resolution=8, load_size=4)), "train")
+    images.decode_size(data_config("synthetic", resolution=8, load_size=4), "train")
 
 
 def _state(step):

@@ -3,14 +3,13 @@ sizes), Cars3D (npz and .mat), pix2pix side-by-side folders, MNIST IDX files, do
 and the errors that name the bad file, field or split."""
 import os
 
-import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
 
 from disen_jax import data as datalib
 from disen_jax.data import cars3d, tfds_sources
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, data_config
 
 tfds = pytest.importorskip("tensorflow_datasets")
 RES = 12
@@ -18,7 +17,7 @@ N = 6
 
 
 def _config(source, **kw):
-  return ml_collections.ConfigDict({"source": source, "resolution": RES, **kw})
+  return data_config(source, **{"resolution": RES, **kw})
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
 """Tests of the procedural faces source (disen_jax.data.synthfaces)."""
 import chex
-import ml_collections
 import numpy as np
 import pytest
 
 from disen_jax import data
 from disen_jax.data import synthfaces as sf
+from tests.conftest import data_config
 
 _RANGES = {
     "mouth_open": (0, 1), "smile": (-1, 1), "eye_open": (0, 1), "brow": (-1, 1), "tilt": (-1, 1),
@@ -22,9 +22,7 @@ def _take(f, idx):
 
 
 def _config(**kw):
-  base = dict(source="synthfaces", resolution=32, num_v=40, num_c=24, num_test=16, seed=3)
-  base.update(kw)
-  return ml_collections.ConfigDict(base)
+  return data_config("synthfaces", **{**dict(resolution=32, num_v=40, num_c=24, num_test=16, seed=3), **kw})
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from PIL import Image
 from disen_jax import train
 from disen_jax import translate
 from disen_jax.data import folders, synthfaces
+from disen_jax.errors import ConfigError, DataError
 from disen_jax.evaluation import faces
 from tests.conftest import load_config
 
@@ -34,15 +35,18 @@ def test_translate_both_directions(faces_run, tmp_path, capsys):
   workdir, config = faces_run
   res = config.data.resolution
   _write_images(tmp_path / "in", [res, res, 2 * res])
-  written = translate.translate_folder(workdir, str(tmp_path / "in"), str(tmp_path / "out"))
+  written = translate.translate_folder(workdir, str(tmp_path / "in"), str(tmp_path / "out"),
+                                       direction="v2c")
   assert sorted(os.path.basename(p) for p in written) == ["img0.png", "img1.png", "img2.png"]
   assert "1 of 3 images are not" in capsys.readouterr().out
   assert Image.open(written[0]).size == (res, res)
-  with pytest.raises(ValueError, match="--residual_from"):
+  with pytest.raises(ConfigError, match="--reference"):
     translate.translate_folder(workdir, str(tmp_path / "in"), str(tmp_path / "out2"), direction="c2v")
   written = translate.translate_folder(workdir, str(tmp_path / "in"), str(tmp_path / "out2"),
-                                       direction="c2v", residual_from=str(tmp_path / "in" / "img0.png"))
+                                       direction="c2v", reference=str(tmp_path / "in" / "img0.png"))
   assert len(written) == 3
+  with pytest.raises(ConfigError, match=r"--direction='x2y'.*\['c2v', 'v2c'\]"):
+    translate.translate_folder(workdir, str(tmp_path / "in"), str(tmp_path / "out3"), direction="x2y")
 
 
 @pytest.mark.xdist_group("uncoop")
@@ -51,12 +55,12 @@ def test_translate_names_a_corrupt_file(faces_run, tmp_path):
   _write_images(tmp_path / "in", [config.data.resolution])
   (tmp_path / "in" / "broken.jpg").write_bytes(b"not an image")
   with pytest.raises(ValueError, match="broken.jpg"):
-    translate.translate_folder(workdir, str(tmp_path / "in"), str(tmp_path / "out"))
+    translate.translate_folder(workdir, str(tmp_path / "in"), str(tmp_path / "out"), direction="v2c")
 
 
 def test_translate_without_a_run_is_a_clear_error(tmp_path):
-  with pytest.raises(FileNotFoundError, match="config.json"):
-    translate.translate_folder(str(tmp_path), str(tmp_path), str(tmp_path / "out"))
+  with pytest.raises(DataError, match="config.json"):
+    translate.translate_folder(str(tmp_path), str(tmp_path), str(tmp_path / "out"), direction="v2c")
 
 
 def test_mix_is_face_of_one_and_residual_of_the_other():
@@ -97,13 +101,14 @@ def test_faces_metrics_of_the_exact_maps_are_perfect():
   fc = faces.factors(ds, "c")
   c_lookup = {ds.domains["c"][i].tobytes(): i for i in range(len(ds.domains["c"]))}
 
-  def c2v(c, r):
+  def c2v(c, reference):
     ci = np.array([c_lookup[x.tobytes()] for x in np.asarray(c)])
-    vi = np.asarray(r)[:, 0].astype(int)
+    vi = idx(reference)
     return synthfaces.render(faces.mix({k: x[ci] for k, x in fc.items()}, {k: x[vi] for k, x in fv.items()}),
                              "v", res)
 
-  out = faces.evaluate({"v2c": v2c, "residual": residual, "c2v": c2v}, ds, config=config)
+  out = faces.evaluate({"translate_v2c": v2c, "residual": residual, "translate_c2v": c2v}, ds,
+                       config=config)
   assert out["c_fidelity_psnr"] == float("inf") and out["v_fidelity_psnr"] == float("inf")
   assert out["c_fidelity_ssim"] == pytest.approx(1.0) and out["v_fidelity_ssim"] == pytest.approx(1.0)
   assert out["expression_r2"] == pytest.approx(out["expression_r2_renders"])

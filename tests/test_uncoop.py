@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from disen_jax.methods import uncoop
+from disen_jax import methods
+from disen_jax.errors import ConfigError
+from disen_jax.methods import common, uncoop
 from tests.conftest import load_config
 
 
@@ -58,30 +60,39 @@ def test_cooperative_trains_both_networks_in_both_cycles(kind):
     assert _any_nonzero(g["D"]) and _any_nonzero(g["E"])
 
 
-def test_disentangler_residual_has_three_scales():
+def test_disentangler_residual_has_three_scales_and_the_maps_their_shapes():
   config, state, batch = _setup(cooperative=False, kind="resnet")
-  maps = uncoop.maps(state, config)
-  c = maps["v2c"](batch["v"])
-  r = maps["residual"](batch["v"])
-  chex.assert_equal_shape([c, batch["c"]])
+  maps = methods.maps(uncoop, state, config)
+  c, r = maps["encode_v"](batch["v"])
+  chex.assert_equal_shape([c, maps["translate_v2c"](batch["v"]), batch["c"]])
   assert len(r) == 3
   quarter = config.data.resolution // 4
-  for f in r:
-    chex.assert_shape(f, (2, quarter, quarter, 4 * config.model.features))
-  chex.assert_equal_shape([maps["c2v"](batch["c"], r), batch["v"]])
+  chex.assert_shape(r, (2, quarter, quarter, 4 * config.model.features))
+  chex.assert_equal_shape([maps["decode_v"](batch["c"], r), batch["v"]])
+  # The reference's residual: one V image for the whole batch, or one per c.
+  np.testing.assert_allclose(maps["translate_c2v"](batch["c"], batch["v"]),
+                             maps["decode_v"](batch["c"], r), atol=1e-6)
+  one = maps["translate_c2v"](batch["c"], batch["v"][:1])
+  np.testing.assert_allclose(one[1], maps["decode_v"](batch["c"][1:], [f[:1] for f in r])[0], atol=1e-6)
+  with pytest.raises(ConfigError, match="reference"):
+    maps["translate_c2v"](batch["c"])
 
 
 def test_maps_compile_once_per_config_and_compute_with_the_given_state():
-  """The evaluations of a run call ``maps`` on each new state: one compiled program serves all."""
+  """The evaluations of a run bind the maps to each new state: one compiled program serves all."""
   config, state, batch = _setup(cooperative=False, kind="mlp")
   other = uncoop.init(jax.random.PRNGKey(5), config, batch)
-  m1, m2 = uncoop.maps(state, config), uncoop.maps(other, config)
-  apply_d = lambda s: uncoop.networks(config)["D"].apply({"params": s.params["D"]}, batch["v"])[0]
-  np.testing.assert_allclose(m1["v2c"](batch["v"]), apply_d(state), rtol=1e-6)
-  compiled = m1["v2c"].func._cache_size()  # (other tests may have compiled other shapes)
-  np.testing.assert_allclose(m2["v2c"](batch["v"]), apply_d(other), rtol=1e-6)
-  assert m2["v2c"].func is m1["v2c"].func and m2["v2c"].func._cache_size() == compiled
-  assert not np.allclose(m1["v2c"](batch["v"]), m2["v2c"](batch["v"]))
+  net = uncoop.networks(config)["D"]
+
+  def build(config):  # a map that fails when traced twice
+    del config
+    return {"c": chex.assert_max_traces(lambda p, st, v: net.apply({"params": p["D"]}, v)[0], n=1)}
+
+  m1, m2 = common.bind_maps(build, state, config), common.bind_maps(build, other, config)
+  for s, m in ((state, m1), (other, m2)):
+    np.testing.assert_allclose(m["c"](batch["v"]), net.apply({"params": s.params["D"]}, batch["v"])[0],
+                               rtol=1e-6)
+  assert not np.allclose(m1["c"](batch["v"]), m2["c"](batch["v"]))
 
 
 @pytest.mark.parametrize("sequential", [False, True])

@@ -28,18 +28,38 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from disen_jax.data import lazy
+from disen_jax.errors import DataError
 
 SOURCES: dict[str, Callable[..., "Dataset"]] = {}
+DEFAULTS: dict[str, dict] = {}  # source -> its own config.data fields and their defaults
 
 
-def register(name: str):
-  """Registers a source builder under ``name`` (``config.data.source``)."""
+def register(name: str, **defaults):
+  """Registers a source builder under ``name`` (``config.data.source``); ``defaults`` are the
+  source's own ``config.data`` fields (e.g. ``path=""``) and any common field whose default it
+  changes (``config_lib.DATA``), so that every config of the source has them."""
 
   def wrap(fn):
     SOURCES[name] = fn
+    DEFAULTS[name] = defaults
     return fn
 
   return wrap
+
+
+def _registered(source: str) -> str:
+  """The registered name of ``config.data.source`` (``"cycle_gan/facades"`` -> ``"cycle_gan"``)."""
+  # Importing the modules registers the built-in sources.
+  from disen_jax.data import sources  # noqa: F401  pylint: disable=g-import-not-at-top
+  name = source if source in SOURCES else str(source).partition("/")[0]
+  if name not in SOURCES:
+    raise DataError(f"config.data.source={source!r} is not a known data source; known: {sorted(SOURCES)}")
+  return name
+
+
+def source_defaults(source: str) -> dict:
+  """The ``config.data`` fields that ``source`` adds or changes, with their defaults."""
+  return dict(DEFAULTS[_registered(source)])
 
 
 @dataclasses.dataclass
@@ -50,12 +70,12 @@ class Dataset:
 
   def __post_init__(self):
     if not self.domains:
-      raise ValueError("a Dataset needs at least one domain")
+      raise DataError("a Dataset needs at least one domain")
     for name, arr in self.domains.items():
       if len(arr) == 0:
-        raise ValueError(f"domain {name!r} is empty")
+        raise DataError(f"domain {name!r} is empty")
     if self.paired and len({len(a) for a in self.domains.values()}) != 1:
-      raise ValueError("paired domains must have the same number of examples")
+      raise DataError("paired domains must have the same number of examples")
 
   def sizes(self) -> dict[str, int]:
     return {k: len(v) for k, v in self.domains.items()}
@@ -70,11 +90,34 @@ class Dataset:
     """The domains ``mapping`` names (new name -> this dataset's name), renamed, with their extras."""
     missing = sorted(old for old in mapping.values() if old not in self.domains)
     if missing:
-      raise ValueError(f"{field}={dict(mapping)!r} names domain(s) {missing} that the source does "
+      raise DataError(f"{field}={dict(mapping)!r} names domain(s) {missing} that the source does "
                        f"not have; it has {sorted(self.domains)}")
     extras = {f"{new}/{k.split('/', 1)[1]}": v for new, old in mapping.items()
               for k, v in self.extras.items() if k.split("/")[0] == old}
     return Dataset({new: self.domains[old] for new, old in mapping.items()}, extras, self.paired)
+
+  def with_label(self, field: str) -> "Dataset":
+    """``extras["<d>/label"]`` (int32) for every domain ``d``, from the source's field ``field``
+    (``config.data.label``): a column of a paired source (which leaves the domains) or the
+    extra ``<d>/<field>`` of a domain."""
+    domains, extras = dict(self.domains), dict(self.extras)
+    column = domains.pop(field, None)
+    if column is not None and not self.paired:
+      raise DataError(f"config.data.label={field!r} is a domain of an unpaired source, not a field "
+                      "of every example")
+    found = {}
+    for d in domains:
+      values = column if column is not None else extras.get(f"{d}/{field}")
+      if values is not None:
+        values = np.asarray(values)
+        if values.shape != (len(domains[d]),) or not np.issubdtype(values.dtype, np.integer):
+          raise DataError(f"config.data.label={field!r}: expected one integer class per example of "
+                          f"domain {d!r}, got {values.dtype} {values.shape}")
+        found[f"{d}/label"] = values.astype(np.int32)
+    if not found:
+      fields = sorted(set(self.domains) | {k.split("/", 1)[1] for k in self.extras})
+      raise DataError(f"config.data.label={field!r}: the source has no such field; it has {fields}")
+    return Dataset(domains, {**extras, **found}, self.paired)
 
   def materialize(self, data_config=None) -> "Dataset":
     """The same dataset with every lazy domain decoded into a numpy array."""
@@ -87,9 +130,9 @@ class Dataset:
 def split_limit(data_config, split: str) -> int:
   """``config.data.num_train`` / ``num_test``: how many examples of ``split`` to keep (0 = all)."""
   field = "num_train" if split == "train" else "num_test"
-  limit = data_config.get(field, 0)
+  limit = data_config[field]
   if not isinstance(limit, (int, np.integer)) or isinstance(limit, bool) or limit < 0:
-    raise ValueError(f"config.data.{field}={limit!r} must be an int >= 0 (0 = all)")
+    raise DataError(f"config.data.{field}={limit!r} must be an int >= 0 (0 = all)")
   return int(limit)
 
 
@@ -106,28 +149,46 @@ def source_name(data_config) -> tuple[str, str | None]:
 
 
 def build(data_config, split: str) -> Dataset:
-  """Builds ``split`` ('train' | 'test') of the source named by ``data_config.source``."""
-  # Importing the modules registers the built-in sources.
-  from disen_jax.data import sources  # noqa: F401  pylint: disable=g-import-not-at-top
-
-  full = data_config.source
-  name = full if full in SOURCES else source_name(data_config)[0]
-  if name not in SOURCES:
-    raise ValueError(
-        f"config.data.source={full!r} is not a known data source; known: {sorted(SOURCES)}")
-  ds = SOURCES[name](data_config, split)
-  if data_config.get("domains"):
+  """Builds ``split`` ('train' | 'test') of the source named by ``data_config.source``: the
+  source's domains, its ``config.data.label`` field as ``extras["<domain>/label"]``, renamed by
+  ``config.data.domains``; a small training split and every test split decoded into memory."""
+  ds = SOURCES[_registered(data_config.source)](data_config, split)
+  if data_config.label:
+    ds = ds.with_label(data_config.label)
+  if data_config.domains:
     ds = ds.rename(data_config.domains)
   if split == "train" and lazy_megabytes(ds) > in_memory_limit(data_config):
     return ds
   return ds.materialize(data_config)
 
 
+def labelled_subset(labels, num_labels: int, seed: int, *, what: str = "the training split") -> np.ndarray:
+  """Sorted indices of ``num_labels`` examples of ``labels``, the same number of each class,
+  drawn with ``seed`` (``config.data.num_labels`` / ``labels_seed``)."""
+  labels = np.asarray(labels)
+  classes, counts = np.unique(labels, return_counts=True)
+  if not isinstance(num_labels, (int, np.integer)) or num_labels < 0:
+    raise DataError(f"config.data.num_labels={num_labels!r} must be an int >= 0 (0 = every label)")
+  if num_labels > len(labels):
+    raise DataError(f"config.data.num_labels={num_labels} is more than the {len(labels)} examples of {what}")
+  if num_labels % len(classes):
+    raise DataError(f"config.data.num_labels={num_labels} is not divisible by the {len(classes)} "
+                    f"classes of {what} (the labelled subset is balanced per class)")
+  per_class = num_labels // len(classes)
+  short = [int(c) for c, n in zip(classes, counts) if n < per_class]
+  if short:
+    raise DataError(f"config.data.num_labels={num_labels}: class(es) {short} of {what} have fewer "
+                    f"than {per_class} examples")
+  rng = np.random.default_rng([int(seed)])
+  chosen = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in classes]
+  return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
 def in_memory_limit(data_config) -> float:
   """``config.data.in_memory_mb``: the largest lazy training split (MB decoded) kept in memory."""
-  limit = data_config.get("in_memory_mb", 1024)
+  limit = data_config.in_memory_mb
   if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0:
-    raise ValueError(f"config.data.in_memory_mb={limit!r} must be a number >= 0 (0 = never)")
+    raise DataError(f"config.data.in_memory_mb={limit!r} must be a number >= 0 (0 = never)")
   return limit
 
 

@@ -25,13 +25,14 @@ import numpy as np
 
 from disen_jax.data import Dataset, capped, images, lazy, register
 from disen_jax.data.folders import natural_key
+from disen_jax.errors import DataError
 
 ELEVATIONS, AZIMUTHS = 4, 24
 
 
 def _check(array, where: str, expected: str, ok: bool) -> None:
   if not ok:
-    raise ValueError(f"{where}: expected {expected}, got {array.dtype} {array.shape}")
+    raise DataError(f"{where}: expected {expected}, got {array.dtype} {array.shape}")
 
 
 def load_npz(path: str) -> np.ndarray:
@@ -39,12 +40,12 @@ def load_npz(path: str) -> np.ndarray:
   try:
     with np.load(path) as f:
       if "images" not in f:
-        raise ValueError(f"{path}: no key 'images' (keys: {sorted(f.keys())})")
+        raise DataError(f"{path}: no key 'images' (keys: {sorted(f.keys())})")
       arr = f["images"]
   except ValueError:
     raise
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"cannot read Cars3D npz file {path}: {e}") from e
+    raise DataError(f"cannot read Cars3D npz file {path}: {e}") from e
   _check(arr, f"{path} key 'images'", f"uint8 (cars, {ELEVATIONS}, {AZIMUTHS}, H, W, 3)",
          arr.dtype == np.uint8 and arr.ndim == 6 and arr.shape[1:3] == (ELEVATIONS, AZIMUTHS)
          and arr.shape[-1] == 3)
@@ -56,11 +57,11 @@ def load_mat(path: str) -> np.ndarray:
   try:
     import scipy.io  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ValueError("reading Cars3D .mat files needs scipy: pip install -e '.[mat]'") from e
+    raise DataError("reading Cars3D .mat files needs scipy: pip install -e '.[mat]'") from e
   try:
     im = scipy.io.loadmat(path)["im"]
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"cannot read Cars3D file {path} (expected a .mat with key 'im'): {e}") from e
+    raise DataError(f"cannot read Cars3D file {path} (expected a .mat with key 'im'): {e}") from e
   _check(im, f"{path} key 'im'", f"uint8 (H, W, 3, {AZIMUTHS}, {ELEVATIONS})",
          im.dtype == np.uint8 and im.ndim == 5 and im.shape[2:] == (3, AZIMUTHS, ELEVATIONS))
   return np.einsum("hwcae->eahwc", im)
@@ -73,33 +74,33 @@ def load(path: str) -> np.ndarray:
   if os.path.isfile(path):
     return load_npz(path)
   if not os.path.isdir(path):
-    raise ValueError(f"config.data.path={path!r}: no such file or folder (an .npz or a folder of .mat files)")
+    raise DataError(f"config.data.path={path!r}: no such file or folder (an .npz or a folder of .mat files)")
   mats = sorted((f for f in os.listdir(path) if f.endswith(".mat")), key=natural_key)
   if not mats:
-    raise ValueError(f"config.data.path={path!r}: no .mat files in the folder")
+    raise DataError(f"config.data.path={path!r}: no .mat files in the folder")
   cars = images.check_files([os.path.join(path, f) for f in mats], load_mat)
   shapes = {c.shape for c in cars}
   if len(shapes) != 1:
-    raise ValueError(f"config.data.path={path!r}: the .mat files hold renders of different sizes {shapes}")
+    raise DataError(f"config.data.path={path!r}: the .mat files hold renders of different sizes {shapes}")
   return np.stack(cars)
 
 
-@register("cars3d")
+@register("cars3d", path="", test_cars=0)
 def build(data_config, split: str) -> Dataset:
   """Split ``split`` of Cars3D (see the module docstring)."""
   if split not in ("train", "test"):
-    raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
-  renders = load(str(data_config.get("path") or ""))
-  test_cars = data_config.get("test_cars", 0)
+    raise DataError(f"unknown split {split!r}; expected 'train' or 'test'")
+  renders = load(str(data_config.path))
+  test_cars = data_config.test_cars
   if not isinstance(test_cars, int) or not 0 <= test_cars < len(renders):
-    raise ValueError(f"config.data.test_cars={test_cars!r} must be an int in [0, {len(renders)})")
+    raise DataError(f"config.data.test_cars={test_cars!r} must be an int in [0, {len(renders)})")
   cars = np.arange(len(renders))
   if test_cars:
     cars = cars[len(renders) - test_cars:] if split == "test" else cars[:len(renders) - test_cars]
   car, elevation, azimuth = (g.ravel() for g in np.meshgrid(cars, np.arange(ELEVATIONS),
                                                              np.arange(AZIMUTHS), indexing="ij"))
   size = images.decode_size(data_config, split)
-  channels = images.check_channels(data_config.get("channels", 3))
+  channels = images.check_channels(data_config.channels)
   decode = lambda i: {"image": images.from_array(renders[car[i], elevation[i], azimuth[i]], size=size,
                                                  channels=channels),
                       "car": np.int32(car[i]), "elevation": np.int32(elevation[i]),

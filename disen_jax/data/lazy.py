@@ -20,6 +20,8 @@ from typing import Any, Callable, Mapping, Sequence
 import grain
 import numpy as np
 
+from disen_jax.errors import DataError
+
 
 class Examples:
   """``examples[i] = decode(records[indices[i]])``, a dict of arrays (see the module docstring)."""
@@ -29,12 +31,12 @@ class Examples:
     self.records, self.decode, self.what = records, decode, what
     self.indices = np.arange(len(records)) if indices is None else np.asarray(indices, np.int64)
     if not len(self.indices):
-      raise ValueError(f"{what}: no examples")
+      raise DataError(f"{what}: no examples")
     if spec is None:
       try:
         first = self[0]
       except Exception as e:  # pylint: disable=broad-except
-        raise ValueError(f"{what}: cannot decode its first example: {type(e).__name__}: {e}") from e
+        raise DataError(f"{what}: cannot decode its first example: {type(e).__name__}: {e}") from e
       spec = {k: (np.shape(v), np.asarray(v).dtype) for k, v in first.items()}
     self.spec = spec
 
@@ -110,9 +112,9 @@ def reader(domains: Mapping[str, Any]) -> Callable[[int], dict]:
 
 def num_threads(data_config=None) -> int:
   """Decoding threads: ``config.data.num_threads``, else grain's default (``grain.ReadOptions``)."""
-  n = data_config.get("num_threads", 0) if data_config is not None else 0
+  n = data_config.num_threads if data_config is not None else 0
   if not isinstance(n, int) or n < 0:
-    raise ValueError(f"config.data.num_threads={n!r} must be an int >= 0 (0 = grain's default)")
+    raise DataError(f"config.data.num_threads={n!r} must be an int >= 0 (0 = grain's default)")
   return n or grain.ReadOptions().num_threads
 
 

@@ -18,6 +18,13 @@ and the processes' shards of an epoch are disjoint and cover it. Because the sha
 hosts trains on exactly the batches of a run on 1. Augmentation is seeded by the global stream
 position for the same reason.
 
+Besides the domains, an example can carry fields aligned with a domain, read at the same index
+(``fields``): the engine adds the ones a method asks for (``methods.Spec.fields``): ``<d>/index``
+(the example's position in the training split, for per-example latents), ``<d>/label`` and
+``<d>/labelled`` (the class, -1 where ``config.data.num_labels`` hid it, and whether it is known).
+``labelled`` adds a stream of the labelled examples alone (``labelled/<d>``, ``labelled/<d>/label``),
+zipped with the others, for methods that draw labelled examples at a rate of their own.
+
 Element ``t`` of ``local_batches(...)`` is this process's part of global batch ``t``, so the
 iterator's position is the training step; grain's iterator state (``get_state``) is saved in the
 orbax checkpoint next to the training state, and a resumed run continues with the next unseen
@@ -25,12 +32,16 @@ batch (``disen_jax/checkpoint.py``).
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import grain
 import numpy as np
 
 from disen_jax.data import images, lazy
+from disen_jax.errors import DataError
 
 _SHUFFLE, _AUGMENT = 0, 1  # seed purposes
+_LABELLED = 1000  # domain ids of the labelled-only streams
 
 
 def stream_seed(seed: int, *keys: int) -> int:
@@ -47,32 +58,44 @@ def _merge(parts) -> dict:
   return {k: v for part in parts for k, v in part.items()}
 
 
-def examples(ds, *, seed: int) -> grain.MapDataset:
-  """The endless stream of examples ``{domain: array}`` (see the module docstring)."""
+def examples(ds, *, seed: int, fields: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+             labelled: Mapping[str, np.ndarray] | None = None) -> grain.MapDataset:
+  """The endless stream of examples ``{domain: array, **fields}`` (see the module docstring).
+
+  ``fields[d]`` are arrays aligned with domain ``d`` (e.g. ``{"d/index": arange(n)}``) read
+  with it at the same index. ``labelled[d]`` (indices into domain ``d``) adds a stream of those
+  examples only, as ``labelled/<d>`` and ``labelled/<d>/label`` (from ``fields[d]["d/label"]``)."""
+  fields, labelled = fields or {}, labelled or {}
   names = sorted(ds.domains)
+  columns = lambda group: {k: v for d in group for k, v in {d: ds.domains[d], **fields.get(d, {})}.items()}
   if ds.paired:
-    return index_stream(len(ds.domains[names[0]]), seed=seed).map(lazy.reader(ds.domains))
-  streams = [index_stream(len(ds.domains[name]), seed=seed, domain_id=i).map(lazy.reader({name: ds.domains[name]}))
-             for i, name in enumerate(names)]
-  return grain.experimental.ZipMapDataset(parents=streams).map(_merge)
+    streams = [index_stream(len(ds.domains[names[0]]), seed=seed).map(lazy.reader(columns(names)))]
+  else:
+    streams = [index_stream(len(ds.domains[name]), seed=seed, domain_id=i).map(lazy.reader(columns([name])))
+               for i, name in enumerate(names)]
+  for i, (d, idx) in enumerate(sorted(labelled.items())):
+    read = lazy.reader({d: ds.domains[d], f"{d}/label": fields[d][f"{d}/label"]})
+    streams.append(index_stream(len(idx), seed=seed, domain_id=_LABELLED + i).map(
+        lambda j, idx=idx, read=read: {"labelled/" + k: v for k, v in read(int(idx[j])).items()}))
+  return streams[0] if len(streams) == 1 else grain.experimental.ZipMapDataset(parents=streams).map(_merge)
 
 
 def augmentation(data_config, *, paired: bool):
   """The training-time random crop / flip that ``config.data`` asks for, or None."""
-  flip = bool(data_config.get("random_flip", False))
-  if not (flip or data_config.get("load_size", 0)):
+  flip = bool(data_config.random_flip)
+  if not (flip or data_config.load_size):
     return None
-  return images.augmenter(size=images.check_size(data_config.get("resolution")), flip=flip,
-                          paired=paired)
+  return images.augmenter(size=images.check_size(data_config.resolution), flip=flip, paired=paired)
 
 
 def local_batches(ds, *, batch_size: int, seed: int, process_index: int = 0, process_count: int = 1,
-                  augment=None) -> grain.MapDataset:
-  """Element ``t``: this process's ``batch_size / process_count`` examples of global batch ``t``."""
+                  augment=None, fields=None, labelled=None) -> grain.MapDataset:
+  """Element ``t``: this process's ``batch_size / process_count`` examples of global batch ``t``
+  (``fields``, ``labelled``: see ``examples``)."""
   if batch_size <= 0 or batch_size % process_count:
-    raise ValueError(f"config.batch_size={batch_size} must be a positive multiple of the "
-                     f"{process_count} processes")
-  stream = examples(ds, seed=seed)
+    raise DataError(f"config.batch_size={batch_size} must be a positive multiple of the "
+                    f"{process_count} processes")
+  stream = examples(ds, seed=seed, fields=fields, labelled=labelled)
   if augment is not None:
     stream = stream.random_map(augment, seed=stream_seed(seed, _AUGMENT))
   return stream.batch(batch_size // process_count, drop_remainder=True)[process_index::process_count]
@@ -83,9 +106,9 @@ def iterator(batches: grain.MapDataset, data_config=None) -> grain.DatasetIterat
   keeping ``config.data.prefetch`` batches ready (default: two per thread); ``get_state`` /
   ``set_state`` give its position."""
   threads = lazy.num_threads(data_config)
-  prefetch = data_config.get("prefetch", 0) if data_config is not None else 0
+  prefetch = data_config.prefetch if data_config is not None else 0
   if not isinstance(prefetch, int) or prefetch < 0:
-    raise ValueError(f"config.data.prefetch={prefetch!r} must be an int >= 0 (0 = two per thread)")
+    raise DataError(f"config.data.prefetch={prefetch!r} must be an int >= 0 (0 = two per thread)")
   options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=prefetch or 2 * threads)
   return iter(batches.to_iter_dataset(options))
 

@@ -21,26 +21,27 @@ import os
 
 from disen_jax.data import Dataset, capped, images, lazy, register
 from disen_jax.data.folders import list_images
+from disen_jax.errors import DataError
 
 SPLIT_FOLDERS = {"train": ("train",), "test": ("test", "val")}
 
 
 def split_folder(path: str, split: str) -> str:
   if split not in SPLIT_FOLDERS:
-    raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_FOLDERS)}")
+    raise DataError(f"unknown split {split!r}; expected one of {sorted(SPLIT_FOLDERS)}")
   if not os.path.isdir(path):
-    raise ValueError(f"config.data.path={path!r}: folder does not exist")
+    raise DataError(f"config.data.path={path!r}: folder does not exist")
   for name in SPLIT_FOLDERS[split]:
     if os.path.isdir(os.path.join(path, name)):
       return os.path.join(path, name)
-  raise ValueError(f"config.data.path={path!r}: no {' or '.join(SPLIT_FOLDERS[split])} folder for "
+  raise DataError(f"config.data.path={path!r}: no {' or '.join(SPLIT_FOLDERS[split])} folder for "
                    f"the {split} split")
 
 
 def _check_side_by_side(path: str) -> None:
   w, h = images.header_size(path)
   if w != 2 * h:
-    raise ValueError(f"{path}: {w}x{h} is not two square halves side by side (width must be "
+    raise DataError(f"{path}: {w}x{h} is not two square halves side by side (width must be "
                      f"twice the height)")
 
 
@@ -53,16 +54,16 @@ def halves(path: str, *, size: int, channels: int) -> dict:
           "b": images.from_pil(right, size=size, channels=channels)}
 
 
-@register("pix2pix")
+@register("pix2pix", path="")
 def build(data_config, split: str) -> Dataset:
   """Split ``split`` of a side-by-side pix2pix dataset (see the module docstring)."""
-  folder = split_folder(os.path.expanduser(str(data_config.get("path") or "")), split)
+  folder = split_folder(os.path.expanduser(str(data_config.path)), split)
   paths = list_images(folder)
   if not paths:
-    raise ValueError(f"config.data.path: no images in {folder!r}")
+    raise DataError(f"config.data.path: no images in {folder!r}")
   images.check_files(paths, _check_side_by_side)
   size = images.decode_size(data_config, split)
-  channels = images.check_channels(data_config.get("channels", 3))
+  channels = images.check_channels(data_config.channels)
   examples = lazy.Examples(paths, lambda p: halves(p, size=size, channels=channels), what=folder)
   return Dataset(domains=capped(examples, data_config, split).columns(), paired=True)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from disen_jax.data import Dataset, register
+from disen_jax.errors import DataError
 
 VARIANTS = ("gaussian", "uniform")
 _SPLIT_SEED = {"train": 0, "test": 1}
@@ -26,12 +27,12 @@ def sample_c(rng: np.random.Generator, n: int, variant: str) -> np.ndarray:
   if variant == "uniform":
     half = np.sqrt(3.0)
     return rng.uniform(2.0 - half, 2.0 + half, size=(n, 1))
-  raise ValueError(f"config.data.variant={variant!r}: expected one of {VARIANTS}")
+  raise DataError(f"config.data.variant={variant!r}: expected one of {VARIANTS}")
 
 
 def make(variant: str, n: int, *, seed: int, split: str) -> Dataset:
   if split not in _SPLIT_SEED:
-    raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
+    raise DataError(f"unknown split {split!r}; expected 'train' or 'test'")
   rng = np.random.default_rng([seed, _SPLIT_SEED[split]])
   c_domain = sample_c(rng, n, variant)
   c_true = sample_c(rng, n, variant)
@@ -42,7 +43,7 @@ def make(variant: str, n: int, *, seed: int, split: str) -> Dataset:
                  extras={"v/c": f32(c_true[:, 0]), "v/r": f32(r_true[:, 0])})
 
 
-@register("synthetic")
+@register("synthetic", variant="gaussian", num_train=10_000, num_test=2_000)
 def build(data_config, split: str) -> Dataset:
   n = data_config.num_train if split == "train" else data_config.num_test
   return make(data_config.variant, n, seed=data_config.seed, split=split)

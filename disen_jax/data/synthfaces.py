@@ -42,6 +42,7 @@ import statistics
 import numpy as np
 
 from disen_jax.data import Dataset, register
+from disen_jax.errors import DataError
 
 EXPRESSION_KEYS = ("mouth_open", "smile", "eye_open", "brow", "tilt", "offset_x", "offset_y")
 IDENTITY_KEYS = ("identity", "face_aspect", "skin_color", "hair_color", "hair_style", "eye_color")
@@ -125,12 +126,12 @@ def sample_factors(n: int, *, seed: int, start: int = 0, num_identities: int = 1
   for name, val, lo in (("n", n, 1), ("seed", seed, 0), ("start", start, 0),
                         ("num_identities", num_identities, 1)):
     if int(val) != val or val < lo:
-      raise ValueError(f"sample_factors: {name}={val!r} must be an integer >= {lo}")
+      raise DataError(f"sample_factors: {name}={val!r} must be an integer >= {lo}")
   if not 0.0 <= glasses_prob <= 1.0:
-    raise ValueError(f"sample_factors: glasses_prob={glasses_prob!r} must be in [0, 1]")
+    raise DataError(f"sample_factors: glasses_prob={glasses_prob!r} must be in [0, 1]")
   textures = textures_available() if textures is None else bool(textures)
   if textures and not textures_available():
-    raise ValueError("sample_factors: textures=True needs scikit-image, which is not importable")
+    raise DataError("sample_factors: textures=True needs scikit-image, which is not importable")
   idx = np.arange(start, start + n, dtype=np.int64)
   u = lambda slot, *shape: _uniform(seed, idx.reshape(-1, *[1] * len(shape)), slot,
                                     *[np.arange(s) for s in shape])
@@ -256,16 +257,16 @@ def _gaussian_noise(seeds: np.ndarray, res: int) -> np.ndarray:
 
 def _check(factors, domain, resolution) -> int:
   if domain not in DOMAINS:
-    raise ValueError(f"render: unknown domain {domain!r}; expected one of {DOMAINS}")
+    raise DataError(f"render: unknown domain {domain!r}; expected one of {DOMAINS}")
   if int(resolution) != resolution or resolution < 16 or resolution % 8:
-    raise ValueError(f"render: resolution={resolution!r} must be a multiple of 8 and >= 16")
+    raise DataError(f"render: resolution={resolution!r} must be a multiple of 8 and >= 16")
   need = IDENTITY_KEYS[1:] + EXPRESSION_KEYS + ACCESSORY_KEYS + (RESIDUAL_KEYS if domain == "v" else ())
   missing = [k for k in need if k not in factors]
   if missing:
     raise KeyError(f"render(domain={domain!r}): factors lack {missing}")
   sizes = {k: len(factors[k]) for k in need}
   if len(set(sizes.values())) != 1:
-    raise ValueError(f"render: factor arrays have different lengths: {sizes}")
+    raise DataError(f"render: factor arrays have different lengths: {sizes}")
   return next(iter(sizes.values()))
 
 
@@ -407,25 +408,26 @@ def stream_seed(seed: int, split: str, domain: str) -> int:
   return int(_hash(seed, _STREAMS[split, domain]) >> np.uint64(2))
 
 
-@register("synthfaces")
+@register("synthfaces", resolution=64, num_v=7074, num_c=1000, num_test=500, num_identities=1,
+          glasses_prob=0.0, textures=True)
 def build(data_config, split: str) -> Dataset:
   """Unpaired V/C faces; ``extras`` hold every factor as 'v/<key>' and 'c/<key>'."""
   if split not in ("train", "test"):
-    raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
-  get = data_config.get
-  res, seed = get("resolution", 64), get("seed", 0)
-  sizes = ({"v": ("num_v", get("num_v", 7074)), "c": ("num_c", get("num_c", 1000))} if split == "train"
-           else {d: ("num_test", get("num_test", 500)) for d in DOMAINS})
+    raise DataError(f"unknown split {split!r}; expected 'train' or 'test'")
+  d = data_config
+  res, seed = d.resolution, d.seed
+  sizes = ({"v": ("num_v", d.num_v), "c": ("num_c", d.num_c)} if split == "train"
+           else {dom: ("num_test", d.num_test) for dom in DOMAINS})
   for name, val, lo in (("seed", seed, 0), ("resolution", res, 16), *((k, n, 1) for k, n in sizes.values())):
     if not isinstance(val, (int, np.integer)) or val < lo:
-      raise ValueError(f"config.data.{name}={val!r} must be an integer >= {lo}")
+      raise DataError(f"config.data.{name}={val!r} must be an integer >= {lo}")
   if res % 8:
-    raise ValueError(f"config.data.resolution={res} must be a multiple of 8")
-  textures = bool(get("textures", True)) and textures_available()
+    raise DataError(f"config.data.resolution={res} must be a multiple of 8")
+  textures = bool(d.textures) and textures_available()
   domains, extras = {}, {}
   for dom, (_, n) in sizes.items():
-    f = sample_factors(n, seed=stream_seed(seed, split, dom), num_identities=get("num_identities", 1),
-                       glasses_prob=get("glasses_prob", 0.0), textures=textures)
+    f = sample_factors(n, seed=stream_seed(seed, split, dom), num_identities=d.num_identities,
+                       glasses_prob=d.glasses_prob, textures=textures)
     domains[dom] = render(f, dom, res)
     extras.update({f"{dom}/{k}": val for k, val in f.items()})
     extras[f"{dom}/expression"] = expression_vector(f)

@@ -50,7 +50,9 @@ from typing import Callable
 
 import numpy as np
 
-from disen_jax.data import Dataset, capped, images, lazy, register, source_name
+from disen_jax.data import Dataset, capped, colored_mnist, images, lazy, register, source_name
+from disen_jax.data.colored_mnist import MNIST_FIELDS
+from disen_jax.errors import DataError
 
 PREPARE = ("prepare it once with `python -m disen_jax.main --mode=prepare --config=<this config>` "
            "(needs `pip install -e '.[prepare]'`), or point config.data.tfds_data_dir at a prepared copy")
@@ -79,36 +81,36 @@ class Spec:
   decoder: Callable     # (data_config, split) -> decode(record) -> dict of fields
 
 
-def _image(data_config, split, default_channels: int, *, binary: bool = False):
+def _image(data_config, split, *, binary: bool = False):
   """decode(pixels): ``images.from_array`` at the split's size; ``binary``: 0/1 pixels -> 0/255."""
   size = images.decode_size(data_config, split)
-  channels = images.check_channels(data_config.get("channels", default_channels))
-  crop = data_config.get("crop", 0) or None
+  channels = images.check_channels(data_config.channels)
+  crop = data_config.crop or None
   prepare = (lambda p: np.where(np.asarray(p) > 0, np.uint8(255), np.uint8(0))) if binary else np.asarray
   return lambda pixels: images.from_array(prepare(pixels), size=size, channels=channels, crop=crop)
 
 
 def _svhn(data_config, split):
-  image = _image(data_config, split, 3)
+  image = _image(data_config, split)
   return lambda r: {"image": image(r["image"]), "label": np.int32(r["label"])}
 
 
 def _celeb_a(data_config, split):
-  image = _image(data_config, split, 3)
+  image = _image(data_config, split)
   return lambda r: {"image": image(r["image"]),
                     "attributes": np.asarray([r["attributes"][a] for a in CELEBA_ATTRIBUTES], np.float32),
                     "identity": np.int32(r["identity"]["Identity_No"])}
 
 
 def _smallnorb(data_config, split):
-  image = _image(data_config, split, 1)
+  image = _image(data_config, split)
   return lambda r: {"image": image(r["image"]),
                     **{k: np.int32(r["instance" if k == "instance" else f"label_{k}"]) for k in SMALLNORB_LABELS}}
 
 
-def _factors(names, channels: int, binary: bool = False):
+def _factors(names, binary: bool = False):
   def decoder(data_config, split):
-    image = _image(data_config, split, channels, binary=binary)
+    image = _image(data_config, split, binary=binary)
     return lambda r: {"image": image(r["image"]),
                       "factors": np.asarray([r[f"label_{k}"] for k in names], np.int32)}
   return decoder
@@ -118,9 +120,9 @@ SPECS = {
     "svhn_cropped": Spec({"train": "train", "test": "test"}, ("train", "test", "extra"), 3, _svhn),
     "celeb_a": Spec({"train": "train", "test": "test"}, ("train", "validation", "test"), 3, _celeb_a),
     "smallnorb": Spec({"train": "train", "test": "test"}, ("train", "test"), 1, _smallnorb),
-    "shapes3d": Spec({"train": "train", "test": "train"}, ("train",), 3, _factors(SHAPES3D_FACTORS, 3)),
+    "shapes3d": Spec({"train": "train", "test": "train"}, ("train",), 3, _factors(SHAPES3D_FACTORS)),
     "dsprites": Spec({"train": "train", "test": "train"}, ("train",), 1,
-                     _factors(DSPRITES_FACTORS, 1, binary=True)),
+                     _factors(DSPRITES_FACTORS, binary=True)),
 }
 
 
@@ -128,12 +130,12 @@ def tfds_split(name: str, split: str, overrides, defaults: dict, available: tupl
   """The tfds split string our ``split`` reads (``overrides``: ``config.data.splits``)."""
   splits = dict(defaults, **dict(overrides or {}))
   if split not in splits:
-    raise ValueError(f"unknown split {split!r} of tfds {name!r}; expected one of {sorted(splits)}")
+    raise DataError(f"unknown split {split!r} of tfds {name!r}; expected one of {sorted(splits)}")
   value = str(splits[split])
   for part in value.split("+"):
     base = re.split(r"[\[(]", part)[0].strip()
     if base not in available:
-      raise ValueError(f"split {value!r} (config.data.splits.{split} or its default): tfds {name!r} "
+      raise DataError(f"split {value!r} (config.data.splits.{split} or its default): tfds {name!r} "
                        f"has no split {base!r}; it has {list(available)}")
   return value
 
@@ -141,15 +143,15 @@ def tfds_split(name: str, split: str, overrides, defaults: dict, available: tupl
 def data_source(name: str, split: str, data_config):
   """``tfds.data_source(name, split)`` from ``config.data.tfds_data_dir``, never downloading."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  data_dir = data_config.get("tfds_data_dir") or None
+  data_dir = data_config.tfds_data_dir or None
   try:
     return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
   except Exception as e:  # pylint: disable=broad-except
     where = f"tfds dataset {name!r} (config.data.source={data_config.source!r})"
     builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
-      raise ValueError(f"{where} is not prepared in {builder.data_dir}: {PREPARE}") from e
-    raise ValueError(f"cannot open split {split!r} of {where} in {builder.data_dir}: {e}") from e
+      raise DataError(f"{where} is not prepared in {builder.data_dir}: {PREPARE}") from e
+    raise DataError(f"cannot open split {split!r} of {where} in {builder.data_dir}: {e}") from e
 
 
 def _examples(name: str, tsplit: str, data_config, split: str, decode) -> lazy.Examples:
@@ -161,47 +163,49 @@ def _examples(name: str, tsplit: str, data_config, split: str, decode) -> lazy.E
 def build_paired(name: str, data_config, split: str) -> Dataset:
   """Every field of tfds ``name`` as a paired domain (see the module docstring)."""
   spec = SPECS[name]
-  tsplit = tfds_split(name, split, data_config.get("splits"), spec.splits, spec.available)
-  if name == "celeb_a" and data_config.get("attribute"):
+  tsplit = tfds_split(name, split, data_config.splits, spec.splits, spec.available)
+  if name == "celeb_a" and data_config.attribute:
     return _celeb_a_by_attribute(tsplit, data_config, split)
   examples = _examples(name, tsplit, data_config, split, spec.decoder(data_config, split))
   return Dataset(domains=examples.columns(), paired=True)
 
 
-for _name in SPECS:
-  register(_name)(lambda data_config, split, _name=_name: build_paired(_name, data_config, split))
+TFDS_FIELDS = dict(tfds_data_dir="", splits={}, crop=0)  # config.data of every tfds source
+for _name, _spec in SPECS.items():
+  _fields = dict(channels=_spec.channels, **TFDS_FIELDS, **({"attribute": ""} if _name == "celeb_a" else {}))
+  register(_name, **_fields)(lambda data_config, split, _name=_name: build_paired(_name, data_config, split))
 
 
 def _celeb_a_by_attribute(tsplit: str, data_config, split: str) -> Dataset:
   attribute = data_config.attribute
   if attribute not in CELEBA_ATTRIBUTES:
-    raise ValueError(f"config.data.attribute={attribute!r} is not a CelebA attribute; expected one "
+    raise DataError(f"config.data.attribute={attribute!r} is not a CelebA attribute; expected one "
                      f"of {list(CELEBA_ATTRIBUTES)}")
   source = data_source("celeb_a", tsplit, data_config)
   flags = lazy.Examples(source, lambda r: {"flag": np.bool_(r["attributes"][attribute])},
                         what=f"tfds celeb_a {tsplit}")
   has = np.asarray(flags.columns()["flag"])
-  image = _image(data_config, split, 3)
+  image = _image(data_config, split)
   everything = lazy.Examples(source, lambda r: {"image": image(r["image"])}, what=f"tfds celeb_a {tsplit}")
   domains = {}
   for domain, value in (("a", False), ("b", True)):
     idx = np.flatnonzero(has == value)
     if not len(idx):
-      raise ValueError(f"config.data.attribute={attribute!r}: no image of tfds celeb_a {tsplit} is "
+      raise DataError(f"config.data.attribute={attribute!r}: no image of tfds celeb_a {tsplit} is "
                        f"{'with' if value else 'without'} it")
     domains[domain] = capped(everything.subset(idx), data_config, split).columns()["image"]
   return Dataset(domains=domains)
 
 
-@register("cycle_gan")
+@register("cycle_gan", resolution=256, **TFDS_FIELDS)
 def build_cycle_gan(data_config, split: str) -> Dataset:
   """``cycle_gan/<config>``: unpaired domains ``a`` and ``b`` (see the module docstring)."""
   config = source_name(data_config)[1]
   if config not in CYCLE_GAN_CONFIGS:
-    raise ValueError(f"config.data.source={data_config.source!r}: expected cycle_gan/<config> with "
+    raise DataError(f"config.data.source={data_config.source!r}: expected cycle_gan/<config> with "
                      f"<config> one of {list(CYCLE_GAN_CONFIGS)}")
   name = f"cycle_gan/{config}"
-  image = _image(data_config, split, 3)
+  image = _image(data_config, split)
   domains = {}
   for domain in ("a", "b"):
     defaults = {"train": f"train{domain.upper()}", "test": f"test{domain.upper()}"}
@@ -211,12 +215,11 @@ def build_cycle_gan(data_config, split: str) -> Dataset:
   return Dataset(domains=domains)
 
 
-@register("mnist")
+@register("mnist", resolution=32, channels=1, **TFDS_FIELDS, **MNIST_FIELDS)
 def build_mnist(data_config, split: str) -> Dataset:
   """``mnist``: ``image`` and ``label`` (see the module docstring)."""
-  from disen_jax.data import colored_mnist  # pylint: disable=g-import-not-at-top
   digits, labels, _ = colored_mnist.load_digits(data_config, split)
-  image = _image(data_config, split, 1)
+  image = _image(data_config, split)
   pad = [(0, 0)] + [((MNIST_PADDED - s) // 2, (MNIST_PADDED - s + 1) // 2) for s in digits.shape[1:]]
   digits = np.pad(digits, pad)
   examples = lazy.Examples(range(len(digits)), lambda i: {"image": image(digits[i]), "label": np.int32(labels[i])},
@@ -231,9 +234,9 @@ def tfds_names(data_config) -> list[str]:
     return [name]
   if name == "cycle_gan":
     return [f"cycle_gan/{sub}"]
-  if name in ("mnist", "colored_mnist") and data_config.get("loader", "auto") != "idx":
+  if name in ("mnist", "colored_mnist") and data_config.loader != "idx":
     return ["mnist"]
-  raise ValueError(f"config.data.source={data_config.source!r} does not read a tfds dataset; "
+  raise DataError(f"config.data.source={data_config.source!r} does not read a tfds dataset; "
                    f"the tfds sources are {sorted([*SPECS, 'cycle_gan/<config>', 'mnist', 'colored_mnist'])}")
 
 
@@ -245,10 +248,10 @@ def prepare(data_config) -> list[str]:
   """Downloads and prepares (as ArrayRecord, for ``tfds.data_source``) what ``config.data`` reads."""
   names = tfds_names(data_config)
   if not tensorflow_available():
-    raise ValueError("preparing tfds datasets needs TensorFlow, which the core install leaves out: "
+    raise DataError("preparing tfds datasets needs TensorFlow, which the core install leaves out: "
                      "pip install -e '.[prepare]'")
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   for name in names:
-    builder = tfds.builder(name, data_dir=data_config.get("tfds_data_dir") or None)
+    builder = tfds.builder(name, data_dir=data_config.tfds_data_dir or None)
     builder.download_and_prepare(file_format="array_record")
   return names

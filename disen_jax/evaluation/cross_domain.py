@@ -1,7 +1,9 @@
 """Scores and figures of cross-domain disentanglement (Gonzalez-Garcia et al.), on the test split.
 
-Needs the maps of ``methods.cross_domain`` (``encode_x``/``encode_y`` -> (S, E), ``decode_x``/
-``decode_y``, ``translate_x2y``/``translate_y2x``) and a paired dataset with domains ``x``, ``y``.
+Needs maps ``encode_x``/``encode_y`` -> (S, E) and ``decode_x``/``decode_y`` (those of
+``methods.cross_domain``) and a paired test split with domains ``x``, ``y``; class labels
+(``x/label``) and the exact masks and colours of colored MNIST are used where the split has them.
+Settings: ``config.eval.cross_domain`` (``DEFAULTS``).
 
 * ``recall@1/<features>/<direction>``: cross-domain retrieval as the paper measures it. Every
   test x queries the test y's (``x2y``; ``y2x`` the other way) by Euclidean distance on the
@@ -34,7 +36,7 @@ import numpy as np
 from disen_jax import logging as loglib
 from disen_jax.data import Dataset
 from disen_jax.data import colored_mnist
-from disen_jax.evaluation import metrics
+from disen_jax.evaluation import Needs, metrics
 
 FEATURES = ("shared", "exclusive", "pixels")
 DIRECTIONS = ("x2y", "y2x")
@@ -108,9 +110,17 @@ def analogy_error(maps, test_ds: Dataset, feats: dict, size: int = 256) -> dict[
   return out
 
 
+DEFAULTS = dict(batch_size=256, num_show=6, num_noise=6, interp_steps=8)
+
+
+def needs(spec, config) -> Needs:
+  del spec, config
+  return Needs(maps=("encode_x", "encode_y", "decode_x", "decode_y"), domains=("x", "y"), paired=True)
+
+
 def evaluate(maps, test_ds: Dataset, *, config, workdir: str | None = None,
              step: int | None = None) -> dict[str, float]:
-  size = config.get("eval", {}).get("batch_size", 256)
+  size = config.eval.cross_domain.batch_size
   feats = encode(maps, test_ds, size)
   out = {**retrieval(feats, test_ds), **pair_distance_ratio(feats)}
   if "x/mask" in test_ds.extras:
@@ -131,15 +141,14 @@ def _lerp(a, b, n: int) -> np.ndarray:
 def save_figures(maps, test_ds: Dataset, config, directory: str, suffix: str = "") -> list[str]:
   """Writes the diversity, analogy and interpolation grids; returns the paths written.
 
-  * ``diversity_x2y``: one row per test x: x, then G(x, z_1..k) (``y2x`` likewise);
+  * ``diversity_x2y``: one row per test x: x, then G_d(S^X, z_1..k) (``y2x`` likewise);
   * ``analogies_x``: top row the images j giving E, left column the images i giving S, cell
     F_d(S^X_i, E^X_j) (``analogies_y`` with G_d on Y);
   * ``interpolation_x``: for pairs (a, b) two rows: F_d(lerp(S_a, S_b), E_a) (shared) and
     F_d(S_a, lerp(E_a, E_b)) (exclusive), with a and b at the ends (``interpolation_y`` likewise).
   """
-  ev = config.get("eval", {})
-  n_show, n_noise = ev.get("num_show", 6), ev.get("num_noise", 6)
-  n_interp = ev.get("interp_steps", 8)
+  ev = config.eval.cross_domain
+  n_show, n_noise, n_interp = ev.num_show, ev.num_noise, ev.interp_steps
   n = min(n_show, len(test_ds.domains["x"]))
   x, y = test_ds.domains["x"][:n], test_ds.domains["y"][:n]
   e_dim = np.shape(maps["encode_x"](x[:1])[1])[-1]
@@ -151,8 +160,9 @@ def save_figures(maps, test_ds: Dataset, config, directory: str, suffix: str = "
     written.append(path)
 
   z = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (n_noise, 1, e_dim)))
-  for d, img, tr in (("x2y", x, "translate_x2y"), ("y2x", y, "translate_y2x")):
-    outs = [np.asarray(maps[tr](img, np.repeat(z[k], n, axis=0))) for k in range(n_noise)]
+  for d, img, enc, dec in (("x2y", x, "encode_x", "decode_y"), ("y2x", y, "encode_y", "decode_x")):
+    s = maps[enc](img)[0]
+    outs = [np.asarray(maps[dec](s, np.repeat(z[k], n, axis=0))) for k in range(n_noise)]
     save(f"diversity_{d}", [np.concatenate([img[i:i + 1]] + [o[i:i + 1] for o in outs]) for i in range(n)])
 
   for d, img, enc, dec in (("x", x, "encode_x", "decode_x"), ("y", y, "encode_y", "decode_y")):

@@ -1,17 +1,20 @@
 """Scores on the procedural faces benchmark (``synthfaces``), all on the test split.
 
-* ``c_fidelity_psnr`` / ``_ssim``: v2c(v) against the exact render of v's face (domain C).
-* ``v_fidelity_psnr`` / ``_ssim``: c2v(c_i, residual(v_j)) against the exact photo with c_i's
-  face and v_j's lighting and background (noise-free: sensor noise cannot be predicted), the
-  mix-and-match of Harley et al.'s Figure 8. A method without a residual (CycleGAN) is scored
-  on c2v(c_i) against the same targets: it cannot take v_j's lighting, and the score says so.
-* ``expression_r2``: R^2 of the 7 expression factors of v recovered from v2c(v) by a CNN
-  regressor trained on exact C renders of a separate factor stream (cached per resolution in
-  ``config.eval.cache_dir`` or ``workdir/eval_cache``); ``expression_r2_renders`` is the same regressor on the exact renders
-  of the test faces: the ceiling.
-* ``residual_r2``: R^2 of a ridge probe from the (spatially averaged) residual features to the
-  lighting (cos, sin of the azimuth, RGB colour), fit on one half of the test V images and scored
-  on the other half. Absent for methods without a residual.
+Needs the maps ``translate_v2c`` and ``translate_c2v`` (and uses ``residual`` where the method
+has one) and the factors of every test face; settings ``config.eval.faces`` (``DEFAULTS``).
+
+* ``c_fidelity_psnr`` / ``_ssim``: translate_v2c(v) against the exact render of v's face (C).
+* ``v_fidelity_psnr`` / ``_ssim``: translate_c2v(c_i, reference v_j) against the exact photo with
+  c_i's face and v_j's lighting and background (noise-free: sensor noise cannot be predicted),
+  the mix-and-match of Harley et al.'s Figure 8. A method without a residual (CycleGAN) ignores
+  the reference: it cannot take v_j's lighting, and the score says so.
+* ``expression_r2``: R^2 of the 7 expression factors of v recovered from translate_v2c(v) by a
+  CNN regressor trained on exact C renders of a separate factor stream (cached per resolution in
+  ``config.eval.faces.cache_dir`` or ``workdir/eval_cache``); ``expression_r2_renders`` is the
+  same regressor on the exact renders of the test faces: the ceiling.
+* ``residual_r2``: R^2 of a ridge probe from the (spatially averaged) ``residual`` features to
+  the lighting (cos, sin of the azimuth, RGB colour), fit on one half of the test V images and
+  scored on the other half. Absent for methods without a residual.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import numpy as np
 
 from disen_jax import logging as loglib
 from disen_jax.data import Dataset, synthfaces
-from disen_jax.evaluation import metrics
+from disen_jax.evaluation import Needs, metrics
 
 _REGRESSOR_STREAM = 7  # a factor stream no split uses
 _SHARED_KEYS = synthfaces.IDENTITY_KEYS + synthfaces.EXPRESSION_KEYS + synthfaces.ACCESSORY_KEYS
@@ -50,16 +53,25 @@ def batched(fn, *arrays, size: int = 64):
   return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
 
 
+DEFAULTS = dict(regressor_steps=2000, cache_dir="", num_mix=6)
+
+
+def needs(spec, config) -> Needs:
+  del spec, config
+  return Needs(maps=("translate_v2c", "translate_c2v"), optional=("residual",), domains=("v", "c"),
+               fields=tuple(f"{d}/{k}" for d in ("v", "c") for k in synthfaces.FACTOR_KEYS))
+
+
 def expression_regressor(config, workdir: str | None):
-  res, d = config.data.resolution, config.data
+  res, d, ev = config.data.resolution, config.data, config.eval.faces
   f = synthfaces.sample_factors(3000, seed=synthfaces.stream_seed(d.seed, "train", "c") + _REGRESSOR_STREAM,
                                 num_identities=d.num_identities, glasses_prob=d.glasses_prob)
   images, targets = synthfaces.render(f, "c", res), synthfaces.expression_vector(f)
-  kwargs = dict(steps=config.eval.regressor_steps, batch_size=32, seed=0)
-  cache_dir = config.eval.cache_dir or (workdir and os.path.join(workdir, "eval_cache"))
+  kwargs = dict(steps=ev.regressor_steps, batch_size=32, seed=0)
+  cache_dir = ev.cache_dir or (workdir and os.path.join(workdir, "eval_cache"))
   if not cache_dir:
     return metrics.train_regressor(images, targets, **kwargs)
-  name = f"expression_regressor_{res}px_{config.eval.regressor_steps}steps_seed{d.seed}.msgpack"
+  name = f"expression_regressor_{res}px_{ev.regressor_steps}steps_seed{d.seed}.msgpack"
   return metrics.get_or_train_regressor(os.path.join(cache_dir, name), images, targets, **kwargs)
 
 
@@ -76,7 +88,7 @@ def evaluate(maps, test_ds: Dataset, *, config, workdir: str | None = None, step
   out = {}
 
   gt_c = synthfaces.render(fv, "c", res)
-  pred_c = batched(maps["v2c"], v)
+  pred_c = batched(maps["translate_v2c"], v)
   out["c_fidelity_psnr"] = metrics.psnr(pred_c, gt_c)
   out["c_fidelity_ssim"] = metrics.ssim(pred_c, gt_c)
 
@@ -86,18 +98,14 @@ def evaluate(maps, test_ds: Dataset, *, config, workdir: str | None = None, step
   out["expression_r2_renders"] = metrics.regressor_r2(params, apply_fn, gt_c, expr)
 
   n = min(len(v), len(c))
-  residual = None if maps["residual"] is None else batched(maps["residual"], v[:n])
-  if residual is None:
-    pred_v = batched(maps["c2v"], c[:n])
-  else:
-    pred_v = batched(maps["c2v"], c[:n], residual)
+  pred_v = batched(maps["translate_c2v"], c[:n], v[:n])  # c_i with the residual of v_i
   gt_v = synthfaces.render(mix({k: x[:n] for k, x in fc.items()}, {k: x[:n] for k, x in fv.items()}),
                            "v", res)
   out["v_fidelity_psnr"] = metrics.psnr(pred_v, gt_v)
   out["v_fidelity_ssim"] = metrics.ssim(pred_v, gt_v)
 
-  if residual is not None:
-    feats, light = _pool(residual), synthfaces.lighting_vector(fv)[:n]
+  if "residual" in maps:
+    feats, light = _pool(batched(maps["residual"], v[:n])), synthfaces.lighting_vector(fv)[:n]
     half = n // 2
     out["residual_r2"] = metrics.linear_probe_r2(feats[:half], light[:half], feats[half:], light[half:])
 
@@ -109,15 +117,14 @@ def evaluate(maps, test_ds: Dataset, *, config, workdir: str | None = None, step
 def save_mix_table(maps, test_ds: Dataset, config, path: str) -> None:
   """Expressions (C test images) down the rows, residuals (V test images) across the columns:
   the model's c2v(c_i, residual(v_j)) on the left, the exact photos on the right."""
-  k = config.eval.num_mix
+  k = config.eval.faces.num_mix
   c, v = test_ds.domains["c"][:k], test_ds.domains["v"][:k]
   fc, fv = factors(test_ds, "c", k), factors(test_ds, "v", k)
-  r = None if maps["residual"] is None else maps["residual"](v)
   rows_pred, rows_true = [], []
   blank = -np.ones_like(v[:1])
   for i in range(k):
     ci = np.repeat(c[i:i + 1], k, axis=0)
-    pred = np.asarray(maps["c2v"](ci, r) if r is not None else maps["c2v"](ci))
+    pred = np.asarray(maps["translate_c2v"](ci, v))
     true = synthfaces.render(mix({key: np.repeat(x[i:i + 1], k, 0) for key, x in fc.items()}, fv),
                              "v", config.data.resolution)
     rows_pred.append(np.concatenate([c[i:i + 1], pred]))

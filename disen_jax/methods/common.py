@@ -1,4 +1,4 @@
-"""Pieces every method shares: the state pytree, optimizers and their schedule."""
+"""Pieces every method shares: the state pytree, optimizers and their schedule, phases, maps."""
 from __future__ import annotations
 
 import functools
@@ -10,8 +10,8 @@ import ml_collections
 import optax
 from flax import struct
 
+from disen_jax import grad as gradlib
 from disen_jax import losses
-from disen_jax.nn import IMPLS
 
 
 @struct.dataclass
@@ -38,37 +38,6 @@ def optimizer(config) -> optax.GradientTransformation:
   return optax.adam(schedule(o, config.num_steps), b1=o.b1, b2=o.b2)
 
 
-def conv_impl(config) -> str:
-  """``config.model.conv_impl``, checked: how the networks compute their convolutions
-  (``nn.convs``; the same parameters and numbers either way)."""
-  impl = config.model.conv_impl
-  if impl not in IMPLS:
-    raise ValueError(f"config.model.conv_impl={impl!r}: expected one of {IMPLS}")
-  return impl
-
-
-def compiler_options() -> dict:
-  """XLA options for jitting a train step on this backend. On CPU:
-
-  * XLA's default scheduler orders the step for running independent ops concurrently and so
-    cannot reuse their buffers: the memory-optimized one needs 2-2.5x less memory (e.g. 7.5
-    instead of 19.6 GB for a CycleGAN step at 256 px, batch 4) at the same or better speed on 2
-    cores.
-  * Which ops XLA:CPU hands to YNNPACK (``xla_cpu_experimental_ynn_fusion_type``): dots and
-    reductions, not convolutions. jax 0.10's default hands it all three; there a 3x3
-    convolution at 256 channels runs at ~40 GFLOP/s, in XLA's own kernel at ~140. Reductions
-    must stay: XLA's own reduce over non-minor axes (instance and batch norms, bias gradients)
-    is not vectorized, 1.4 ms to sum a 4x32x32x256 array that YNNPACK sums in 0.14. The CycleGAN
-    step at 128 px, batch 4: 26-28 s with dots alone, 19.7-23.8 s with dots and reductions
-    (runs differ); the 64 px cross_domain steps as fast as by default (dots alone: 1.5x
-    slower). Elementwise ops too: 2.5x slower."""
-  if jax.default_backend() != "cpu":
-    return {}
-  return {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED",
-          "xla_cpu_experimental_ynn_fusion_type":
-              "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
-
-
 @functools.lru_cache(maxsize=None)
 def _jitted_maps(build: Callable, config: ml_collections.FrozenConfigDict) -> dict:
   return {k: None if f is None else jax.jit(f) for k, f in build(config).items()}
@@ -92,6 +61,32 @@ def bind_maps(build: Callable, state: State, config) -> dict:
   fns = _jitted_maps(build, ml_collections.FrozenConfigDict(config))
   params, stats = jax.tree_util.tree_map(_on_one_device, (state.params, state.stats))
   return {k: None if f is None else functools.partial(f, params, stats) for k, f in fns.items()}
+
+
+def start_phase(state: State, phase, *, config) -> State:
+  """The default start of a phase (``methods.Phase``): its optimizer's state over its trainable
+  networks, as ``opt_state[phase.name]``."""
+  del config
+  params = {n: state.params[n] for n in phase.trainable}
+  return state.replace(opt_state={**state.opt_state, phase.name: phase.optimizer.init(params)})
+
+
+def phase_grads(loss_fn: Callable, state: State, phase, /, *args, **kwargs):
+  """``jax.value_and_grad(loss_fn, has_aux=True)`` over the phase's trainable networks only:
+  ``loss_fn(params, *args, **kwargs)`` sees every network, the others frozen
+  (``grad.select``). Returns ``((loss, aux), grads)``, ``grads`` over ``phase.trainable``."""
+  def over_trainable(trainable):
+    return loss_fn(gradlib.select({**state.params, **trainable}, phase.trainable), *args, **kwargs)
+  return jax.value_and_grad(over_trainable, has_aux=True)(
+      {n: state.params[n] for n in phase.trainable})
+
+
+def phase_update(state: State, phase, grads) -> State:
+  """One step of the phase's optimizer on its trainable networks (``grads`` over them)."""
+  params = {n: state.params[n] for n in phase.trainable}
+  params, opt_state = update(phase.optimizer, params, grads, state.opt_state[phase.name])
+  return state.replace(params={**state.params, **params},
+                       opt_state={**state.opt_state, phase.name: opt_state})
 
 
 def step_keys(state: State, n: int):

@@ -57,9 +57,8 @@ every term in the official code; facades ``:cpu`` raises the shared L1's, see it
 ``per_loss=False`` minimizes the weighted sum with one Adam instead (the pix2pix convention;
 cheaper: one backward pass instead of one per term).
 
-``config.model.cpu_convs`` computes the same layers (same parameters, same numbers) in the way
-that is fastest on CPU: transposed convs as phase convs + depth-to-space, the critics' convs as
-slices + matmul (``Up``, ``Down``).
+The networks are the pix2pix / DCGAN family of ``disen_jax.nn.pix2pix``; ``config.model.conv_impl``
+picks how their convolutions are computed (``nn.convs``).
 
 Deviations from the official code, on purpose:
 
@@ -93,7 +92,6 @@ Deviations from the official code, on purpose:
 from __future__ import annotations
 
 import functools
-import math
 
 import flax.linen as nn
 import jax
@@ -102,10 +100,12 @@ import optax
 
 from disen_jax import grad as gradlib
 from disen_jax import losses
+from disen_jax import methods
+from disen_jax import nn as nnlib
+from disen_jax.errors import ConfigError
 from disen_jax.methods import common
-from disen_jax.nn import Down, Up
+from disen_jax.nn.pix2pix import SHARED_NORMS, Critic, Decoder, Encoder
 
-DOMAINS = ("x", "y")
 ENCODERS = ("G_e", "F_e")
 DECODERS = ("G_d", "F_d")
 EXCLUSIVE = ("G_ex", "F_ex")
@@ -124,122 +124,36 @@ LOSS_GROUPS = {
 ABLATIONS = ("no_auto", "normal_auto", "no_grl", "no_noise", "no_shared_l1", "no_latent_recon")
 
 
-def _batch_norm(train: bool, momentum: float, axis=-1):
-  return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=1e-5, axis=axis,
-                      scale_init=lambda k, s, d=jnp.float32: 1.0 + 0.02 * jax.random.normal(k, s, d))
-
-
-def _mults(num_down: int) -> list[int]:
-  return [min(2 ** i, 8) for i in range(num_down)]
-
-
-class Encoder(nn.Module):
-  """Image -> (S [N, H/2^num_down, W/2^num_down, features * min(2^(num_down-1), 8)],
-  E [N, exclusive_dim])."""
-  features: int = 64
-  num_down: int = 5
-  exclusive_dim: int = 8
-  bn_momentum: float = 0.9
-  shared_norm: str = "channel"  # the batch norm giving S: "channel" (official) or "position"
-
-  @nn.compact
-  def __call__(self, x, *, train: bool = False):
-    if self.num_down < 2:
-      raise ValueError(f"config.model.num_down={self.num_down} must be >= 2")
-    size = 2 ** self.num_down
-    if x.shape[1] % size or x.shape[2] % size:
-      raise ValueError(f"images of {x.shape[1]}x{x.shape[2]} px cannot go through "
-                       f"config.model.num_down={self.num_down} stride-2 convs: the size must be a "
-                       f"multiple of {size}")
-    conv = lambda h, mult: Down(self.features * mult)(h)
-    mults = _mults(self.num_down)
-    h = conv(x, mults[0])
-    for i, mult in enumerate(mults[1:], start=1):
-      if i == self.num_down - 1:
-        pre_exclusive = nn.leaky_relu(h, 0.2)
-      last = i == self.num_down - 1
-      axis = (1, 2, 3) if last and self.shared_norm == "position" else -1  # S: see the module doc
-      h = _batch_norm(train, self.bn_momentum, axis)(conv(nn.leaky_relu(h, 0.2), mult))
-    e = nn.Dense(self.exclusive_dim, name="exclusive")(pre_exclusive.reshape(len(x), -1))
-    return h, e
-
-
-class Decoder(nn.Module):
-  """(S, E) -> image: E tiled over S's grid and concatenated (the exclusive decoders pass
-  ``s=None`` and the grid size ``spatial``)."""
-  out_channels: int
-  features: int = 64
-  num_down: int = 5
-  dropout: float = 0.5
-  noise_std: float = 0.0
-  bn_momentum: float = 0.9
-  phases: bool = False  # compute the transposed convs as phase convs (``Up``)
-
-  @nn.compact
-  def __call__(self, s, e, *, spatial: tuple[int, int] | None = None, train: bool = False):
-    if s is None:
-      h = jnp.broadcast_to(e[:, None, None, :], (e.shape[0], *spatial, e.shape[-1]))
-    else:
-      tiled = jnp.broadcast_to(e[:, None, None, :], (*s.shape[:3], e.shape[-1]))
-      h = jnp.concatenate([s, tiled], axis=-1)
-    if train and self.noise_std > 0:
-      h = h + self.noise_std * jax.random.normal(self.make_rng("noise"), h.shape, h.dtype)
-    deconv = lambda h, c: Up(c, self.phases)(h)
-    for i, mult in enumerate(reversed(_mults(self.num_down)[:-1])):
-      h = _batch_norm(train, self.bn_momentum)(deconv(nn.relu(h), self.features * mult))
-      if i < 2 and self.dropout > 0:
-        h = nn.Dropout(self.dropout, deterministic=not train)(h)
-    return jnp.tanh(deconv(nn.relu(h), self.out_channels))
-
-
-class Critic(nn.Module):
-  """Conditional WGAN-GP critic: (input, image) -> one score per example."""
-  features: int = 64
-  im2col: bool = False  # compute the convs as slices + matmul (``Down``)
-
-  @nn.compact
-  def __call__(self, cond, img):
-    h = jnp.concatenate([cond, img], axis=-1)
-    num_layers = max(1, int(math.log2(max(h.shape[1], 4) // 4)))  # down to 4x4
-    for i in range(num_layers):
-      h = nn.leaky_relu(Down(self.features * min(2 ** i, 8), self.im2col)(h), 0.2)
-    return nn.Dense(1)(h.reshape(len(h), -1))[:, 0]
-
-
 def networks(config) -> dict[str, nn.Module]:
   m = config.model
-  if m.get("kind", "conv") != "conv":
-    raise ValueError(f"config.model.kind={m.kind!r}: cross_domain has only 'conv' networks")
+  impl = nnlib.convs.resolve_impl(m.conv_impl)
   noise = 0.0 if config.ablation.no_noise else m.noise_std
   enc = functools.partial(Encoder, m.features, m.num_down, m.exclusive_dim, m.bn_momentum,
-                          m.shared_norm)
+                          m.shared_norm, impl)
   dec = functools.partial(Decoder, features=m.features, num_down=m.num_down, dropout=m.dropout,
-                          bn_momentum=m.bn_momentum, phases=m.cpu_convs)
+                          bn_momentum=m.bn_momentum, impl=impl)
   return {
       "G_e": enc(), "F_e": enc(),
       "G_d": dec(m.y_channels, noise_std=noise), "F_d": dec(m.x_channels, noise_std=noise),
       "G_ex": dec(m.y_channels), "F_ex": dec(m.x_channels),
-      **{n: Critic(m.disc_features, im2col=m.cpu_convs) for n in CRITICS},
+      **{n: Critic(m.disc_features, impl) for n in CRITICS},
   }
-
-
-SHARED_NORMS = ("channel", "position")
 
 
 def check_config(config) -> None:
   if config.model.shared_norm not in SHARED_NORMS:
-    raise ValueError(f"config.model.shared_norm={config.model.shared_norm!r}: expected one of "
-                     f"{SHARED_NORMS}")
+    raise ConfigError(f"config.model.shared_norm={config.model.shared_norm!r}: expected one of "
+                      f"{SHARED_NORMS}")
   unknown = set(config.ablation) - set(ABLATIONS)
   if unknown:
-    raise ValueError(f"config.ablation has unknown switch(es) {sorted(unknown)}; known: {ABLATIONS}")
+    raise ConfigError(f"config.ablation has unknown switch(es) {sorted(unknown)}; known: {ABLATIONS}")
   if config.ablation.no_auto and config.ablation.normal_auto:
-    raise ValueError("config.ablation.no_auto and config.ablation.normal_auto exclude each other")
+    raise ConfigError("config.ablation.no_auto and config.ablation.normal_auto exclude each other")
   term_lr = dict(config.optim.term_lr)
   if set(term_lr) != set(LOSS_GROUPS):
-    raise ValueError(f"config.optim.term_lr={term_lr!r}: needs exactly the terms {tuple(LOSS_GROUPS)}")
+    raise ConfigError(f"config.optim.term_lr={term_lr!r}: needs exactly the terms {tuple(LOSS_GROUPS)}")
   if not config.optim.per_loss and any(v != 1.0 for v in term_lr.values()):
-    raise ValueError("config.optim.term_lr scales the per-term Adams of config.optim.per_loss=True; "
+    raise ConfigError("config.optim.term_lr scales the per-term Adams of config.optim.per_loss=True; "
                      "with per_loss=False set the loss weights (config.loss) instead")
 
 
@@ -297,7 +211,13 @@ def _translations(nets, gen, stats, x, y, rng, *, config):
 # ----------------------------------------------------------------------------- state and step
 
 
-def init(rng, config, batch) -> common.State:
+def spec(config) -> methods.Spec:
+  check_config(config)
+  return methods.Spec(domains=("x", "y"), paired=True)
+
+
+def init(rng, config, batch, info=None) -> common.State:
+  del info
   check_config(config)
   nets = networks(config)
   x, y = batch["x"][:1], batch["y"][:1]
@@ -464,7 +384,16 @@ def train_step(state: common.State, batch, *, config):
 # ----------------------------------------------------------------------------- trained maps
 
 
-def _map_fns(config) -> dict:
+def map_fns(config) -> dict:
+  """The trained maps (evaluation mode: running batch-norm statistics, no dropout or noise).
+
+  * ``encode_x(x)``, ``encode_y(y)`` -> ``(S, E)``;
+  * ``decode_x(s, e)`` (= F_d, an X image), ``decode_y(s, e)`` (= G_d, a Y image);
+  * ``translate_x2y(x, reference=None)`` = G_d(S^X, z): z is the exclusive part of the Y image
+    ``reference`` (one for all, or one per x) when given, else noise drawn with a fixed key
+    (the same z for the same batch size on every call); ``translate_y2x`` the other way;
+  * ``exclusive_x2y(x)`` = G_ex(E^X), ``exclusive_y2x(y)`` = F_ex(E^Y).
+  """
   nets = networks(config)
 
   def apply(p, st, name, *args, **kwargs):
@@ -476,39 +405,38 @@ def _map_fns(config) -> dict:
       return apply(p, st, decoder, None, e, spatial=s.shape[1:3])
     return f
 
+  def translate(encoder, decoder, other_encoder):
+    def f(p, st, img, reference=None):
+      s, e = apply(p, st, encoder, img)
+      if reference is None:
+        z = jax.random.normal(jax.random.PRNGKey(0), e.shape, e.dtype)
+      else:
+        z = jnp.broadcast_to(apply(p, st, other_encoder, reference)[1], e.shape)
+      return apply(p, st, decoder, s, z)
+    return f
+
   return {
       "encode_x": lambda p, st, x: apply(p, st, "G_e", x),
       "encode_y": lambda p, st, y: apply(p, st, "F_e", y),
       "decode_x": lambda p, st, s, e: apply(p, st, "F_d", s, e),
       "decode_y": lambda p, st, s, e: apply(p, st, "G_d", s, e),
-      "translate_x2y": lambda p, st, x, z: apply(p, st, "G_d", apply(p, st, "G_e", x)[0], z),
-      "translate_y2x": lambda p, st, y, z: apply(p, st, "F_d", apply(p, st, "F_e", y)[0], z),
+      "translate_x2y": translate("G_e", "G_d", "F_e"),
+      "translate_y2x": translate("F_e", "F_d", "G_e"),
       "exclusive_x2y": exclusive("G_e", "G_ex"), "exclusive_y2x": exclusive("F_e", "F_ex"),
   }
-
-
-def maps(state: common.State, config) -> dict:
-  """The trained maps (jitted, evaluation mode: running batch-norm statistics, no dropout/noise).
-
-  * ``encode_x(x)``, ``encode_y(y)`` -> ``(S, E)``;
-  * ``decode_x(s, e)`` (= F_d, an X image), ``decode_y(s, e)`` (= G_d, a Y image);
-  * ``translate_x2y(x, z)`` = G_d(S^X, z), ``translate_y2x(y, z)`` = F_d(S^Y, z), z [N, exclusive_dim];
-  * ``exclusive_x2y(x)`` = G_ex(E^X), ``exclusive_y2x(y)`` = F_ex(E^Y).
-  """
-  return common.bind_maps(_map_fns, state, config)
 
 
 def sample(state: common.State, batch, *, config) -> dict:
   """Rows: x, two translations G(x, z), the cross-domain autoencoding F_d(S^Y, E^X), G_ex(E^X);
   then the same for y. The noise is fixed (seed 0) so grids of different steps compare."""
-  f = maps(state, config)
+  f = common.bind_maps(map_fns, state, config)
   n = min(len(batch["x"]), len(batch["y"]))
   x, y = batch["x"][:n], batch["y"][:n]
   z1, z2 = jax.random.normal(jax.random.PRNGKey(0), (2, n, config.model.exclusive_dim))
   s_x, e_x = f["encode_x"](x)
   s_y, e_y = f["encode_y"](y)
   # Keys sort in row order (the engine's device_get returns a dict with sorted keys).
-  return {"x0 x": x, "x1 G(x, z1)": f["translate_x2y"](x, z1), "x2 G(x, z2)": f["translate_x2y"](x, z2),
+  return {"x0 x": x, "x1 G(x, z1)": f["decode_y"](s_x, z1), "x2 G(x, z2)": f["decode_y"](s_x, z2),
           "x3 F_d(S^y, E^x)": f["decode_x"](s_y, e_x), "x4 G_ex(E^x)": f["exclusive_x2y"](x),
-          "y0 y": y, "y1 F(y, z1)": f["translate_y2x"](y, z1), "y2 F(y, z2)": f["translate_y2x"](y, z2),
+          "y0 y": y, "y1 F(y, z1)": f["decode_x"](s_y, z1), "y2 F(y, z2)": f["decode_x"](s_y, z2),
           "y3 G_d(S^x, E^y)": f["decode_y"](s_x, e_y), "y4 F_ex(E^y)": f["exclusive_y2x"](y)}

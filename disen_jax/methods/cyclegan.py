@@ -7,8 +7,8 @@ in both directions; identity weight 0.5 (relative to the cycle weight: ``|G(c) -
 discriminators; discriminators trained on a 50-image history; learning rate held for half the
 run, then decayed linearly to zero.
 
-In the uncooperative harness this is the cooperative baseline with no residual: ``c2v`` ignores
-the residual it is given (a CycleGAN cannot take one).
+In the uncooperative harness this is the cooperative baseline with no residual:
+``translate_c2v`` ignores the reference it is given (a CycleGAN cannot take one).
 """
 from __future__ import annotations
 
@@ -18,17 +18,17 @@ import jax.numpy as jnp
 from disen_jax import grad as gradlib
 from disen_jax import history as historylib
 from disen_jax import losses
+from disen_jax import methods
 from disen_jax.methods import common
 from disen_jax.nn import PatchGAN, ResnetTranslator
 
-DOMAINS = ("v", "c")
 GENERATORS = ("G", "F")
 ADVERSARIES = ("D_C", "D_V")
 
 
 def networks(config) -> dict:
   m = config.model
-  impl = common.conv_impl(config)
+  impl = m.conv_impl
   return {
       "G": ResnetTranslator(m.c_channels, m.features, m.num_blocks, impl=impl),
       "F": ResnetTranslator(m.v_channels, m.features, m.num_blocks, impl=impl),
@@ -37,7 +37,13 @@ def networks(config) -> dict:
   }
 
 
-def init(rng, config, batch) -> common.State:
+def spec(config) -> methods.Spec:
+  del config
+  return methods.Spec(domains=("v", "c"))
+
+
+def init(rng, config, batch, info=None) -> common.State:
+  del info
   nets = networks(config)
   keys = jax.random.split(rng, 5)
   v, c = batch["v"][:1], batch["c"][:1]
@@ -93,21 +99,18 @@ def train_step(state: common.State, batch, *, config):
                        history={"c": hist_c, "v": hist_v}), metrics
 
 
-def _map_fns(config) -> dict:
+def map_fns(config) -> dict:
+  """``translate_v2c(v, reference=None) = G(v)``; ``translate_c2v(c, reference=None) = F(c)``: a
+  reference is ignored (CycleGAN has no residual to take from it)."""
   nets = networks(config)
-  return {"v2c": lambda p, st, v: nets["G"].apply({"params": p["G"]}, v), "residual": None,
-          "c2v": lambda p, st, c, r=None: nets["F"].apply({"params": p["F"]}, c)}
-
-
-def maps(state: common.State, config) -> dict:
-  """``v2c = G``; ``c2v(c, r) = F(c)``: the residual is ignored (CycleGAN has none)."""
-  return common.bind_maps(_map_fns, state, config)
+  return {"translate_v2c": lambda p, st, v, reference=None: nets["G"].apply({"params": p["G"]}, v),
+          "translate_c2v": lambda p, st, c, reference=None: nets["F"].apply({"params": p["F"]}, c)}
 
 
 def sample(state: common.State, batch, *, config) -> dict:
-  f = maps(state, config)
+  f = common.bind_maps(map_fns, state, config)
   n = min(len(batch["v"]), len(batch["c"]))
   v, c = batch["v"][:n], batch["c"][:n]
-  fake_c, fake_v = f["v2c"](v), f["c2v"](c)
-  return {"v": v, "G(v)": fake_c, "F(G(v))": f["c2v"](fake_c),
-          "c": c, "F(c)": fake_v, "G(F(c))": f["v2c"](fake_v)}
+  fake_c, fake_v = f["translate_v2c"](v), f["translate_c2v"](c)
+  return {"v": v, "G(v)": fake_c, "F(G(v))": f["translate_c2v"](fake_c),
+          "c": c, "F(c)": fake_v, "G(F(c))": f["translate_v2c"](fake_v)}

@@ -36,10 +36,11 @@ import jax.numpy as jnp
 from disen_jax import grad as gradlib
 from disen_jax import history as historylib
 from disen_jax import losses
+from disen_jax import methods
+from disen_jax.errors import ConfigError
 from disen_jax.methods import common
 from disen_jax.nn import MLP, PatchGAN, ResnetTranslator
 
-DOMAINS = ("v", "c")
 GENERATORS = ("D", "E")
 ADVERSARIES = ("A_C", "A_V")
 
@@ -73,7 +74,7 @@ def networks(config) -> dict[str, nn.Module]:
         "A_V": MLP((m.disc_hidden, 1), activation=leaky),
     }
   if m.kind == "resnet":
-    emit, impl = tuple(m.r_emit_after), common.conv_impl(config)
+    emit, impl = tuple(m.r_emit_after), m.conv_impl
     translator = functools.partial(ResnetTranslator, features=m.features, impl=impl)
     return {
         "D": Disentangler(translator(m.c_channels, num_blocks=m.num_blocks),
@@ -83,10 +84,16 @@ def networks(config) -> dict[str, nn.Module]:
         "A_C": PatchGAN(m.disc_features, m.disc_layers, impl=impl),
         "A_V": PatchGAN(m.disc_features, m.disc_layers, impl=impl),
     }
-  raise ValueError(f"config.model.kind={m.kind!r}: expected 'mlp' or 'resnet'")
+  raise ConfigError(f"config.model.kind={m.kind!r}: expected 'mlp' or 'resnet'")
 
 
-def init(rng, config, batch) -> common.State:
+def spec(config) -> methods.Spec:
+  del config
+  return methods.Spec(domains=("v", "c"))
+
+
+def init(rng, config, batch, info=None) -> common.State:
+  del info
   nets = networks(config)
   keys = jax.random.split(rng, 5)
   v, c = batch["v"][:1], batch["c"][:1]
@@ -189,27 +196,38 @@ def train_step(state: common.State, batch, *, config):
   return new_state, metrics
 
 
-def _map_fns(config) -> dict:
+def residual_of(reference, n: int, r_fn, name: str):
+  """The residual of ``reference`` (V images, one or ``n``) for ``n`` outputs of ``name``."""
+  if reference is None:
+    raise ConfigError(f"{name} of uncoop takes the residual (lighting, background) of a V image: "
+                      "give one as the reference (--reference=IMAGE)")
+  r = r_fn(reference)
+  return jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (n, *a.shape[1:])), r)
+
+
+def map_fns(config) -> dict:
+  """``translate_v2c(v, reference=None)`` = D_C(v) (a reference is ignored); ``translate_c2v(c, reference)`` = E(c, D_R(reference)) (the
+  reference's residual: one V image for all, or one per c); ``encode_v(v)`` = D(v) = (c', r');
+  ``decode_v(c, r)`` = E(c, r); ``residual(v)`` = D_R(v)."""
   nets = networks(config)
+  d = lambda p, v: nets["D"].apply({"params": p["D"]}, v)
+  e = lambda p, c, r: nets["E"].apply({"params": p["E"]}, c, r)
   return {
-      "v2c": lambda p, st, v: nets["D"].apply({"params": p["D"]}, v)[0],
-      "residual": lambda p, st, v: nets["D"].apply({"params": p["D"]}, v)[1],
-      "c2v": lambda p, st, c, r: nets["E"].apply({"params": p["E"]}, c, r),
+      "translate_v2c": lambda p, st, v, reference=None: d(p, v)[0],  # C images have no style
+      "translate_c2v": lambda p, st, c, reference=None: e(
+          p, c, residual_of(reference, len(c), lambda v: d(p, v)[1], "translate_c2v")),
+      "encode_v": lambda p, st, v: d(p, v),
+      "decode_v": lambda p, st, c, r: e(p, c, r),
+      "residual": lambda p, st, v: d(p, v)[1],
   }
-
-
-def maps(state: common.State, config) -> dict:
-  """The trained maps: ``v2c(v)``, ``residual(v)``, ``c2v(c, r)`` (jitted)."""
-  return common.bind_maps(_map_fns, state, config)
 
 
 def sample(state: common.State, batch, *, config) -> dict:
   """Rows of a translation grid: v, D_C(v), E(D(v)) and c, E(c, r_v), D_C(E(c, r_v))."""
-  f = maps(state, config)
+  f = common.bind_maps(map_fns, state, config)
   v, c = batch["v"], batch["c"]
   n = min(len(v), len(c))
   v, c = v[:n], c[:n]
-  r = f["residual"](v)
-  v_fake = f["c2v"](c, r)
-  return {"v": v, "v2c": f["v2c"](v), "v_cycle": f["c2v"](f["v2c"](v), r),
-          "c": c, "c2v(c, r_v)": v_fake, "c_cycle": f["v2c"](v_fake)}
+  v_fake = f["translate_c2v"](c, v)
+  return {"v": v, "v2c": f["translate_v2c"](v), "v_cycle": f["decode_v"](*f["encode_v"](v)),
+          "c": c, "c2v(c, r_v)": v_fake, "c_cycle": f["translate_v2c"](v_fake)}

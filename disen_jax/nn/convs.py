@@ -1,59 +1,42 @@
-"""Convolutions with a CPU formulation: the layers of ``nn.Conv`` / ``nn.ConvTranspose`` (same
-parameter names, shapes and initializers, so a checkpoint loads into either), computed on CPU in
-the way that is fastest there.
+"""Convolutions with a CPU formulation, chosen by one switch, ``config.model.conv_impl``.
 
-Why (profiles on a 2-core CPU, jax 0.10, ``experiments/results/bench_layers`` and
-``bench_steps``): jitted with ``methods.common.compiler_options()`` (XLA's own convolution
-kernel, not YNNPACK's, jax 0.10's default), a large convolution runs as fast as PyTorch's
-oneDNN (a 3x3 one at 256 channels, 32x32: ~100 GFLOP/s forward + backward; in YNNPACK: ~40).
-Not so:
+``impl``: ``"lax"`` is XLA's own convolution (the right one on GPUs and TPUs); ``"cpu"`` the
+formulations below, which compute the same numbers (to float rounding, ``tests/test_convs.py``)
+faster on XLA:CPU; ``"auto"`` is ``"cpu"`` on the CPU backend and ``"lax"`` elsewhere. Layers
+take it as ``Conv(..., impl=...)`` (flax's ``nn.Conv`` with this module's
+``conv_general_dilated`` as its convolution: same parameters, so a checkpoint loads into
+either) and ``ConvTranspose(..., impl=...)``. Jit a step using them with the engine's XLA:CPU
+options (``train.compiler_options``: XLA's convolution kernel, a memory-optimizing scheduler).
 
-* Stride-2 transposed convolutions (lhs-dilated convolutions: their kernel gradients took ~0.4 s
-  per layer of the CycleGAN generator at 128 px, batch 1).
-* Small convolutions (under ``SMALL_CONV_FLOPS`` or ``SMALL_CONV_POSITIONS``, e.g. every conv
-  of the 32 px ``:cpu`` networks): a whole step ran 1.1-1.4x slower with XLA's
-  convolutions than with the matmuls below, though layer by layer they are as fast.
-* Convolutions with few output channels (the 7x7 conv to RGB): 1.1-1.4x slower than
-  ``overlap_add(x @ W)``.
+What pays on a 2-core CPU (jax 0.10; ``experiments/results/bench_layers`` and ``bench_steps``):
 
-The formulations:
+* Stride-2 'SAME' transposed convolutions as four stride-1 convolutions, one per output phase
+  with only the taps it uses, then a depth-to-space shuffle (sub-pixel convolution): XLA's
+  lhs-dilated form was 9-19x slower forward + backward (its kernel gradient took ~0.4 s per layer
+  of the CycleGAN generator at 128 px, batch 1).
+* Stride-2 convolutions (more than ``SMALL_CHANNELS`` inputs): XLA's forward, and the backward of
+  four stride-1 convolutions, one per input phase (``conv_stride2``): XLA's own input gradient of
+  a strided convolution is lhs-dilated, 2-3x slower.
+* Small stride-1 convolutions (under ``SMALL_CONV_FLOPS`` or ``SMALL_CONV_POSITIONS``, e.g. every
+  conv of the 32 px ``:cpu`` networks) and those with few output channels: one matmul,
+  ``patches(x) @ W`` (im2col) or ``overlap_add(x @ W)`` (custom VJPs that keep only ``x``): a
+  whole 32 px step ran 1.1-1.4x slower with XLA's convolutions.
 
-* ``patches`` / ``overlap_add``: the two shift operations, each the other's adjoint (custom VJPs:
-  XLA's autodiff of a stack of slices builds one full-size padded copy per tap, ~1 s for a 7x7
-  kernel at 128 px). Rows, then columns: 14 slices for a 7x7 kernel, not 49 (compile time).
-* A small stride-1 convolution is ``patches(x) @ W`` (im2col: one matmul contracting over
-  ``taps x in``), or ``overlap_add(x @ W)`` when it has few output channels. Its VJP keeps only
-  ``x``, not the patches, and takes each gradient as one matmul (``_conv_matmul_bwd``). A large
-  one is XLA's convolution (3x3: Winograd's, below).
-* A stride-2 'SAME' transposed convolution is four stride-1 convolutions, one per output phase
-  with only the taps it uses, then a depth-to-space shuffle (sub-pixel convolution): 9-19x faster
-  than XLA's; one convolution computing the four phases at once (zero taps included) was another
-  1.7-2.3x slower.
-* A stride-2 convolution (with more than ``SMALL_CHANNELS`` inputs) runs forward as XLA's and
-  backward as four stride-1 convolutions, one per input phase with only its taps: XLA's
-  gradient of a strided convolution is an lhs-dilated one, 2-3x slower.
-* A large stride-1 3x3 convolution (the ResNet generators' blocks) is Winograd's F(4x4, 3x3)
-  (F(2x2, 3x3) with few tiles, ``conv_winograd``): 2.25 products per output and channel pair
-  where XLA's convolution computes 9; a residual block forward + backward 1.3x faster than
-  with XLA's convolution (``experiments/results/bench_layers``).
-
-``impl``: ``"lax"`` is the plain formulation (``lax.conv_general_dilated`` / ``lax.conv_transpose``,
-the right one on accelerators); ``"cpu"`` the formulations above; ``"auto"`` is ``"cpu"`` when
-JAX's default backend is the CPU and ``"lax"`` otherwise. All compute the same numbers to float
-rounding (Winograd's: ~1e-5 relative; ``tests/test_convs.py``). Jit a step using them with
-``methods.common.compiler_options()`` (a scheduler that does not keep the patches of every
-layer alive at once; XLA's convolution kernel).
+Large stride-1 convolutions stay XLA's. (Winograd's F(4x4, 3x3) for the residual blocks bought
+~10% at 128-256 px but doubled the lowered program and the compile time: removed, see the README's
+speed section.)
 """
 from __future__ import annotations
 
 import functools
-import operator
 from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from disen_jax.errors import ConfigError
 
 IMPLS = ("auto", "lax", "cpu")
 SMALL_CHANNELS = 4  # "few channels" for the formulations below
@@ -69,7 +52,7 @@ _DN = ("NHWC", "HWIO", "NHWC")
 def resolve_impl(impl: str) -> str:
   """``"auto"`` -> ``"cpu"`` on the CPU backend, else ``"lax"``; checks the name."""
   if impl not in IMPLS:
-    raise ValueError(f"conv impl={impl!r}: expected one of {IMPLS}")
+    raise ConfigError(f"config.model.conv_impl={impl!r}: expected one of {IMPLS}")
   if impl == "auto":
     return "cpu" if jax.default_backend() == "cpu" else "lax"
   return impl
@@ -129,13 +112,10 @@ overlap_add.defvjp(_overlap_add_fwd, _overlap_add_bwd)
 
 def conv_valid(x, kernel, impl: str = "lax"):
   """Stride-1 'VALID' convolution, NHWC x HWIO, in the formulation ``impl`` picks (on "cpu": the
-  matmuls for a small one or one with few outputs, else Winograd's for 3x3, else XLA's)."""
+  matmuls for a small one or one with few outputs, else XLA's)."""
   kh, kw, cin, cout = kernel.shape
-  cpu = resolve_impl(impl) == "cpu"
-  if cpu and kh * kw > 1 and _small(x.shape, kernel.shape):
+  if resolve_impl(impl) == "cpu" and kh * kw > 1 and _small(x.shape, kernel.shape):
     return _conv_matmul(x, kernel.reshape(kh * kw, cin, cout), kh, kw)
-  if cpu and (kh, kw) == (3, 3):
-    return conv_winograd(x, kernel)
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=_DN)
 
 
@@ -190,65 +170,6 @@ def _conv_matmul_bwd(kh, kw, residuals, g):
 
 
 _conv_matmul.defvjp(_conv_matmul_fwd, _conv_matmul_bwd)
-
-
-# Winograd's minimal filtering F(m x m, 3 x 3) (Lavin & Gray, "Fast Algorithms for
-# Convolutional Neural Networks", CVPR 2016): output tile m -> (input B^T, kernel G, output A^T).
-_WINOGRAD = {
-    2: (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]),
-        np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]),
-        np.array([[1, 1, 1, 0], [0, 1, -1, -1]])),
-    4: (np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]),
-        np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
-        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
-                  [0, 1, -1, 8, -8, 1]])),
-}
-
-
-def _combine(rows, matrix):
-  """``[sum_j matrix[a, j] * rows[j] for each a]`` as adds (no products by 0 or 1)."""
-  def term(c, r):
-    return r if c == 1 else -r if c == -1 else float(c) * r
-  return [functools.reduce(operator.add, [term(c, r) for c, r in zip(coefs, rows) if c != 0])
-          for coefs in matrix]
-
-
-def _apply_along(x, matrix, axis: int):
-  """``matrix @ x`` along ``axis`` (``_combine`` of the slices of ``x`` along it)."""
-  rows = [jax.lax.index_in_dim(x, j, axis, False) for j in range(matrix.shape[1])]
-  return jnp.stack(_combine(rows, matrix), axis)
-
-
-def conv_winograd(x, kernel, m: int | None = None):
-  """Stride-1 'VALID' 3x3 convolution (NHWC x HWIO) by Winograd's F(m x m, 3 x 3): each m x m
-  output tile from an (m + 2)^2 input tile, transformed (``B^T d B``) and multiplied
-  elementwise by the transformed kernel (``G g G^T``), as ``(m + 2)^2`` matmuls contracting
-  over the input channels, then transformed back (``A^T . A``): ``(m + 2)^2 / m^2`` products
-  per output and input channel pair, not 9 (2.25 for m = 4, 4 for m = 2). The output is padded
-  up to whole tiles, then cropped. ``m``: 4 when that gives at least ``SMALL_CONV_POSITIONS``
-  tiles (the matmuls' rows), else 2 (fewer rows made F(4x4) slower than XLA's convolution).
-  Relative error against a direct convolution: ~1e-5 (m = 4), ~2e-6 (m = 2) in float32."""
-  n, h, w, c = x.shape
-  ho, wo = h - 2, w - 2
-  if m is None:
-    m = 4 if n * -(-ho // 4) * -(-wo // 4) >= SMALL_CONV_POSITIONS else 2
-  bt, g, at = _WINOGRAD[m]
-  t = m + 2
-  th, tw = -(-ho // m), -(-wo // m)
-  x = jnp.pad(x, ((0, 0), (0, th * m - ho), (0, tw * m - wo), (0, 0)))
-
-  def tiles(x, axis, count, at_axis):  # B^T along ``axis``: [.., H, ..] -> [t, .., count, ..]
-    rows = [jax.lax.slice_in_dim(x, j, j + m * (count - 1) + 1, m, axis) for j in range(t)]
-    return jnp.stack(_combine(rows, bt), at_axis)
-
-  v = tiles(tiles(x, 1, th, 0), 3, tw, 1).reshape(t * t, n * th * tw, c)
-  u = _apply_along(_apply_along(kernel, g, 0), g, 1).reshape(t * t, c, -1)
-  y = jnp.einsum("tpc,tco->tpo", v, u).reshape(t, t, n, th, tw, -1)
-  y = _apply_along(_apply_along(y, at, 0), at, 1)  # [m, m, n, th, tw, out]
-  y = y.transpose(2, 3, 0, 4, 1, 5).reshape(n, th * m, tw * m, -1)
-  return y[:, :ho, :wo]
 
 
 def _transpose_phase_taps(k: int):
@@ -352,37 +273,39 @@ def conv_transpose(x, kernel, impl: str = "lax"):
   return jax.lax.conv_transpose(x, kernel, (2, 2), "SAME", dimension_numbers=_DN)
 
 
-def kernel_and_bias(module: nn.Module, kernel_size, cin: int, features: int,
-                    kernel_init=nn.initializers.lecun_normal()):
-  """A conv layer's ``kernel`` (HWIO) and ``bias`` parameters, named and initialized as flax's
-  ``nn.Conv`` / ``nn.ConvTranspose`` (call from the layer's compact ``__call__``)."""
-  kernel = module.param("kernel", kernel_init, tuple(kernel_size) + (cin, features))
-  return kernel, module.param("bias", nn.initializers.zeros, (features,))
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                         dimension_numbers=None, feature_group_count=1, precision=None, *,
+                         impl: str = "lax"):
+  """``lax.conv_general_dilated`` computed by ``conv`` in the formulation ``impl`` picks (plain
+  2-D NHWC x HWIO convolutions; anything else, and ``impl="lax"``, goes to XLA's)."""
+  plain = (lhs.ndim == 4 and tuple(lhs_dilation or (1, 1)) == (1, 1)
+           and tuple(rhs_dilation or (1, 1)) == (1, 1) and feature_group_count == 1
+           and dimension_numbers == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DN))
+  if resolve_impl(impl) == "cpu" and plain:
+    return conv(lhs, rhs, window_strides, padding, impl)
+  return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                                      dimension_numbers, feature_group_count, precision=precision)
 
 
-class Conv(nn.Module):
-  """``nn.Conv(features, kernel_size, strides, padding)`` (same parameters and initializers),
-  computed by ``conv`` in the formulation ``impl`` picks."""
-  features: int
-  kernel_size: Sequence[int]
-  strides: Sequence[int] = (1, 1)
-  padding: str | Sequence[tuple[int, int]] = "SAME"
-  impl: str = "lax"
-
-  @nn.compact
-  def __call__(self, x):
-    kernel, bias = kernel_and_bias(self, self.kernel_size, x.shape[-1], self.features)
-    return conv(x, kernel, self.strides, self.padding, self.impl) + bias
+def Conv(features: int, kernel_size, *, impl: str = "lax", **kwargs) -> nn.Conv:  # pylint: disable=invalid-name
+  """flax's ``nn.Conv(features, kernel_size, **kwargs)`` (e.g. ``padding="REFLECT"``) computing
+  its convolution in the formulation ``impl`` picks."""
+  return nn.Conv(features, tuple(kernel_size),
+                 conv_general_dilated=functools.partial(conv_general_dilated, impl=resolve_impl(impl)),
+                 **kwargs)
 
 
 class ConvTranspose(nn.Module):
   """``nn.ConvTranspose(features, kernel_size, strides=(2, 2), padding="SAME")`` (same
-  parameters and initializers), computed by ``conv_transpose`` in the formulation ``impl`` picks."""
+  parameters; flax has no hook for its convolution), computed by ``conv_transpose`` in the
+  formulation ``impl`` picks."""
   features: int
   kernel_size: Sequence[int] = (3, 3)
   impl: str = "lax"
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
 
   @nn.compact
   def __call__(self, x):
-    kernel, bias = kernel_and_bias(self, self.kernel_size, x.shape[-1], self.features)
+    kernel = self.param("kernel", self.kernel_init, tuple(self.kernel_size) + (x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
     return conv_transpose(x, kernel, self.impl) + bias

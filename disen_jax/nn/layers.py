@@ -9,28 +9,20 @@
 * ``PatchGAN``: the 70x70 PatchGAN (pix2pix / CycleGAN) with spectral normalization on every conv;
   the power-iteration vectors live in the ``spectral_stats`` collection.
 * ``MLP``: a stack of dense layers.
-* ``Down`` / ``Up``: the pix2pix / DCGAN 4x4 stride-2 conv and transposed conv (N(0, 0.02)
-  init), each with an optional formulation that computes the same numbers faster on CPU.
-
-``ResnetTranslator``, ``ResBlock`` and ``PatchGAN`` take ``impl`` (``convs.IMPLS``): how their
-convolutions are computed (``convs``): the parameters and the numbers are the same either way.
+``ResnetTranslator``, ``ResBlock`` and ``PatchGAN`` take ``impl`` (``config.model.conv_impl``,
+``convs.IMPLS``): how their convolutions are computed (``convs``); the parameters and the
+numbers are the same either way.
 """
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-from disen_jax.nn.convs import Conv, ConvTranspose, conv_transpose, kernel_and_bias
+from disen_jax.nn.convs import Conv, ConvTranspose
 
 SPECTRAL = "spectral_stats"
-_DCGAN_INIT = nn.initializers.normal(0.02)
-
-
-def reflect_pad(x, p: int):
-  return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
 
 
 def _norm(x):
@@ -43,9 +35,8 @@ class ResBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    h = Conv(self.features, (3, 3), padding="VALID", impl=self.impl)(reflect_pad(x, 1))
-    h = nn.relu(_norm(h))
-    h = Conv(self.features, (3, 3), padding="VALID", impl=self.impl)(reflect_pad(h, 1))
+    h = nn.relu(_norm(Conv(self.features, (3, 3), padding="REFLECT", impl=self.impl)(x)))
+    h = Conv(self.features, (3, 3), padding="REFLECT", impl=self.impl)(h)
     return x + _norm(h)
 
 
@@ -63,7 +54,7 @@ class ResnetTranslator(nn.Module):
     if len(side) != len(self.inject_after):
       raise ValueError(f"expected {len(self.inject_after)} side inputs, got {len(side)}")
     f, impl = self.features, self.impl
-    h = nn.relu(_norm(Conv(f, (7, 7), padding="VALID", impl=impl)(reflect_pad(x, 3))))
+    h = nn.relu(_norm(Conv(f, (7, 7), padding="REFLECT", impl=impl)(x)))
     for mult in (2, 4):
       h = Conv(f * mult, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), impl=impl)(h)
       h = nn.relu(_norm(h))
@@ -82,7 +73,7 @@ class ResnetTranslator(nn.Module):
       return emitted
     for mult in (2, 1):
       h = nn.relu(_norm(ConvTranspose(f * mult, (3, 3), impl=impl)(h)))
-    h = Conv(self.out_channels, (7, 7), padding="VALID", impl=impl)(reflect_pad(h, 3))
+    h = Conv(self.out_channels, (7, 7), padding="REFLECT", impl=impl)(h)
     return jnp.tanh(h)
 
 
@@ -129,41 +120,3 @@ class MLP(nn.Module):
       if i < len(self.features) - 1:
         x = self.activation(x)
     return x
-
-
-_DN = ("NHWC", "HWIO", "NHWC")
-
-
-class Down(nn.Module):
-  """4x4 conv, stride 2, padding 1 (``nn.Conv(features, (4, 4), strides=2, padding="SAME")`` on
-  even sizes, same parameters). ``im2col=True`` computes it as 16 strided slices and one matmul:
-  the same numbers, but the critics' gradient penalty (a second derivative) runs 2-4x faster on
-  CPU than through XLA's convolution."""
-  features: int
-  im2col: bool = False
-
-  @nn.compact
-  def __call__(self, x):
-    kernel, bias = kernel_and_bias(self, (4, 4), x.shape[-1], self.features, _DCGAN_INIT)
-    if not self.im2col:
-      return jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
-                                          dimension_numbers=_DN) + bias
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    ho, wo = x.shape[1] // 2, x.shape[2] // 2
-    patches = jnp.stack([xp[:, i:i + 2 * ho:2, j:j + 2 * wo:2, :] for i in range(4) for j in range(4)], 3)
-    return jnp.einsum("nhwkc,kco->nhwo", patches, kernel.reshape(16, x.shape[-1], -1)) + bias
-
-
-class Up(nn.Module):
-  """4x4 transposed conv, stride 2, 'SAME' (``nn.ConvTranspose(features, (4, 4), strides=2,
-  padding="SAME")``, same parameters). ``phases=True`` computes it as four stride-1 2x2
-  convs, one per output phase, then a depth-to-space shuffle (``convs.conv_transpose_phases``):
-  the same numbers, several times faster forward + backward on CPU than XLA's dilated
-  convolution."""
-  features: int
-  phases: bool = False
-
-  @nn.compact
-  def __call__(self, x):
-    kernel, bias = kernel_and_bias(self, (4, 4), x.shape[-1], self.features, _DCGAN_INIT)
-    return conv_transpose(x, kernel, "cpu" if self.phases else "lax") + bias
