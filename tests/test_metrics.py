@@ -138,3 +138,23 @@ def test_cnn_regressor_learns_position_and_brightness(tmp_path):
   # A cache that does not fit the images is a clear error naming the file.
   with pytest.raises(ValueError, match="regressor_16.msgpack"):
     metrics.load_regressor(path, (32, 32, 1), 3)
+
+
+def test_cnn_classifier_learns_the_quadrant_and_a_probe_reads_codes(tmp_path):
+  x_tr, y_tr = _squares(1000, 0)
+  x_te, y_te = _squares(300, 1)
+  quadrant = lambda y: (y[:, 0] >= 6).astype(int) * 2 + (y[:, 1] >= 6).astype(int)
+  params, apply_fn = metrics.train_classifier(x_tr, quadrant(y_tr), 4, seed=0, steps=200)
+  assert metrics.classifier_accuracy(params, apply_fn, x_te, quadrant(y_te)) > 0.9
+  path = str(tmp_path / "clf.msgpack")
+  p1, f1 = metrics.get_or_train_classifier(path, x_tr[:200], quadrant(y_tr[:200]), 4, steps=20)
+  p2, f2 = metrics.get_or_train_classifier(path, x_tr[:200], quadrant(y_tr[:200]), 4, steps=20)
+  np.testing.assert_allclose(f1(p1, x_te[:8]), f2(p2, x_te[:8]), rtol=1e-6)
+  # A probe on codes: ~100% where the code carries the label, chance where it does not.
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 5, 1200)
+  informative = np.eye(5)[labels] @ rng.normal(size=(5, 16)) + 0.1 * rng.normal(size=(1200, 16))
+  noise = rng.normal(size=(1200, 16))
+  for codes, lo, hi in ((informative, 0.97, 1.0), (noise, 0.1, 0.3)):
+    params, apply_fn = metrics.train_classifier(codes[:1000], labels[:1000], 5, steps=300)
+    assert lo <= metrics.classifier_accuracy(params, apply_fn, codes[1000:], labels[1000:]) <= hi

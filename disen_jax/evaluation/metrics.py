@@ -4,9 +4,10 @@
 * Image fidelity (dm-pix): ``psnr(x, y)``, ``ssim(x, y)`` for NHWC images in [-1, 1].
 * Regression: ``r2_score``, ``r2_per_output``, ``linear_probe_r2`` (ridge, fit on train, scored on test).
 * Retrieval: ``recall_at_k(queries, keys, k=...)``, chunked so 10k x 10k fits in memory.
-* A small CNN regressor that recovers factors (e.g. expression) from images:
-  ``train_regressor``, ``regressor_predict``, ``regressor_r2``, ``save_regressor``,
-  ``load_regressor``, ``get_or_train_regressor`` (train once, cache the params in a file).
+* Small CNNs (MLPs on vectors) that recover factors or classes from images or codes, trained by
+  the library itself: ``train_regressor`` / ``regressor_r2``, ``train_classifier`` /
+  ``classifier_accuracy``, ``predict``, and ``get_or_train_regressor`` /
+  ``get_or_train_classifier`` (train once, cache the params in a file).
 
 Statistics are computed in float64 numpy (they are cheap and precision matters); images go
 through jitted dm-pix in float32.
@@ -191,11 +192,12 @@ def recall_at_k(queries, keys, *, k: int = 1, labels=None, chunk_size: int = 102
   return hits / n
 
 
-# ----------------------------------------------------------------------------- CNN regressor
+# ----------------------------------------------------------------------------- regressors, classifiers
 
 
 class CNNRegressor(nn.Module):
-  """Conv(3x3, stride 2) + ReLU per entry of ``features``, then Dense(hidden) + ReLU + Dense(out)."""
+  """Conv(3x3, stride 2) + ReLU per entry of ``features``, then Dense(hidden) + ReLU + Dense(out)
+  (with no ``features``, an MLP on the flattened input)."""
   features: Sequence[int]
   out_dim: int
   hidden: int = 256
@@ -209,10 +211,44 @@ class CNNRegressor(nn.Module):
     return nn.Dense(self.out_dim)(x)
 
 
-def _regressor_module(image_shape: Sequence[int], out_dim: int, width: int) -> CNNRegressor:
-  """Enough stride-2 convs to bring the image down to about 4x4; channels double up to 8*width."""
-  n_down = max(1, int(np.log2(max(min(image_shape[0], image_shape[1]) // 4, 1))))
+def _regressor_module(input_shape: Sequence[int], out_dim: int, width: int) -> CNNRegressor:
+  """For images [H, W, C], enough stride-2 convs to bring them down to about 4x4 (channels
+  doubling up to 8*width); for vectors, none."""
+  if len(input_shape) != 3:
+    return CNNRegressor((), out_dim)
+  n_down = max(1, int(np.log2(max(min(input_shape[0], input_shape[1]) // 4, 1))))
   return CNNRegressor(tuple(min(width * 2**i, 8 * width) for i in range(n_down)), out_dim)
+
+
+def _fit(net, loss_fn, inputs, targets, *, seed: int, steps: int, batch_size: int,
+         learning_rate: float, chunk: int):
+  """Adam with a cosine-decayed learning rate on ``loss_fn(net, x, y)``, each step on
+  ``batch_size`` random examples (with replacement), as a jitted ``lax.scan`` over ``chunk``
+  steps at a time; deterministic given ``seed``. Returns the trained ``net``."""
+  n = len(inputs)
+  data_rng = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+  tx = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
+  opt_state = tx.init(net)
+
+  @functools.partial(jax.jit, static_argnames="length")
+  def run(net, opt_state, start, inputs, targets, length):
+
+    def step(carry, i):
+      net, opt_state = carry
+      idx = jax.random.randint(jax.random.fold_in(data_rng, i), (batch_size,), 0, n)
+      loss, grads = jax.value_and_grad(loss_fn)(net, inputs[idx], targets[idx])
+      updates, opt_state = tx.update(grads, opt_state, net)
+      return (optax.apply_updates(net, updates), opt_state), loss
+
+    return jax.lax.scan(step, (net, opt_state), start + jnp.arange(length))
+
+  for start in range(0, steps, chunk):
+    (net, opt_state), _ = run(net, opt_state, start, inputs, targets, length=min(chunk, steps - start))
+  return net
+
+
+def _init_net(module, input_shape, seed: int):
+  return module.init(jax.random.PRNGKey(seed), jnp.zeros((1, *input_shape), jnp.float32))
 
 
 def _make_apply(module: CNNRegressor) -> ApplyFn:
@@ -224,19 +260,16 @@ def _make_apply(module: CNNRegressor) -> ApplyFn:
   return apply_fn
 
 
-def _init_params(module, image_shape, out_dim, rng):
-  net = module.init(rng, jnp.zeros((1, *image_shape), jnp.float32))
-  return {"net": net, "y_mean": jnp.zeros((out_dim,)), "y_std": jnp.ones((out_dim,))}
+def _init_params(module, image_shape, out_dim, rng_seed: int = 0):
+  return {"net": _init_net(module, image_shape, rng_seed), "y_mean": jnp.zeros((out_dim,)),
+          "y_std": jnp.ones((out_dim,))}
 
 
 def train_regressor(images, targets, *, seed: int = 0, steps: int = 1000, batch_size: int = 64,
                     learning_rate: float = 1e-3, width: int = 32,
                     chunk: int = 100) -> tuple[Params, ApplyFn]:
-  """Trains a ``CNNRegressor`` from ``images`` [n, H, W, C] to ``targets`` [n] or [n, d].
-
-  Adam with a cosine-decayed learning rate on the MSE of standardized targets; each step draws
-  ``batch_size`` random examples (with replacement). Training runs as a jitted ``lax.scan`` over
-  ``chunk`` steps at a time and is deterministic given ``seed``.
+  """Trains a ``CNNRegressor`` from ``images`` [n, H, W, C] (or vectors [n, d]) to ``targets``
+  [n] or [n, d], on the MSE of standardized targets (``_fit``).
 
   Returns ``(params, apply_fn)``; ``apply_fn(params, images) -> [n, d]`` predictions in target
   units (jitted; the standardization is stored in ``params``).
@@ -244,51 +277,34 @@ def train_regressor(images, targets, *, seed: int = 0, steps: int = 1000, batch_
   images = jnp.asarray(images, jnp.float32)
   targets = jnp.asarray(targets, jnp.float32)
   targets = targets[:, None] if targets.ndim == 1 else targets
-  if images.ndim != 4 or targets.ndim != 2 or len(images) != len(targets):
-    raise ValueError(f"train_regressor needs images [n, H, W, C] and targets [n, d], "
-                     f"got {images.shape} and {targets.shape}")
-  n, out_dim = len(images), targets.shape[1]
+  if images.ndim not in (2, 4) or targets.ndim != 2 or len(images) != len(targets):
+    raise ValueError(f"train_regressor needs images [n, H, W, C] (or vectors [n, d]) and targets "
+                     f"[n, d], got {images.shape} and {targets.shape}")
+  out_dim = targets.shape[1]
   module = _regressor_module(images.shape[1:], out_dim, width)
-  init_rng, data_rng = jax.random.split(jax.random.PRNGKey(seed))
-  params = _init_params(module, images.shape[1:], out_dim, init_rng)
+  params = _init_params(module, images.shape[1:], out_dim, seed)
   y_std = jnp.std(targets, axis=0)
   params["y_mean"] = jnp.mean(targets, axis=0)
   params["y_std"] = jnp.where(y_std > 0, y_std, 1.0)
-  tx = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
-  opt_state = tx.init(params["net"])
 
   def loss_fn(net, x, y):
     return jnp.mean(jnp.square(module.apply(net, x) - (y - params["y_mean"]) / params["y_std"]))
 
-  @functools.partial(jax.jit, static_argnames="length")
-  def run(net, opt_state, start, images, targets, length):
-
-    def step(carry, i):
-      net, opt_state = carry
-      idx = jax.random.randint(jax.random.fold_in(data_rng, i), (batch_size,), 0, n)
-      loss, grads = jax.value_and_grad(loss_fn)(net, images[idx], targets[idx])
-      updates, opt_state = tx.update(grads, opt_state, net)
-      return (optax.apply_updates(net, updates), opt_state), loss
-
-    return jax.lax.scan(step, (net, opt_state), start + jnp.arange(length))
-
-  net = params["net"]
-  for start in range(0, steps, chunk):
-    (net, opt_state), _ = run(net, opt_state, start, images, targets, length=min(chunk, steps - start))
-  params["net"] = net
+  params["net"] = _fit(params["net"], loss_fn, images, targets, seed=seed, steps=steps,
+                       batch_size=batch_size, learning_rate=learning_rate, chunk=chunk)
   return params, _make_apply(module)
 
 
-def regressor_predict(params: Params, apply_fn: ApplyFn, images, *, batch_size: int = 256) -> np.ndarray:
-  """``apply_fn(params, images)`` in chunks of ``batch_size``, as a numpy [n, d] array.
+def predict(params: Params, apply_fn: ApplyFn, inputs, *, batch_size: int = 256) -> np.ndarray:
+  """``apply_fn(params, inputs)`` in chunks of ``batch_size``, as a numpy [n, d] array.
 
   The last chunk is zero-padded to the chunk size, so only one shape is ever compiled.
   """
-  images = np.asarray(images, np.float32)
-  n, bs = len(images), min(batch_size, len(images))
+  inputs = np.asarray(inputs, np.float32)
+  n, bs = len(inputs), min(batch_size, len(inputs))
   out = []
   for s in range(0, n, bs):
-    chunk = images[s:s + bs]
+    chunk = inputs[s:s + bs]
     pad = bs - len(chunk)
     if pad:
       chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
@@ -296,12 +312,41 @@ def regressor_predict(params: Params, apply_fn: ApplyFn, images, *, batch_size: 
   return np.concatenate(out)
 
 
+regressor_predict = predict
+
+
 def regressor_r2(params: Params, apply_fn: ApplyFn, images, targets, *, batch_size: int = 256) -> float:
   """Mean R^2 of the regressor on held-out ``(images, targets)`` (never its training set)."""
-  return r2_score(targets, regressor_predict(params, apply_fn, images, batch_size=batch_size))
+  return r2_score(targets, predict(params, apply_fn, images, batch_size=batch_size))
 
 
-def save_regressor(path: str, params: Params) -> None:
+def train_classifier(inputs, labels, num_classes: int, *, seed: int = 0, steps: int = 1000,
+                     batch_size: int = 64, learning_rate: float = 1e-3, width: int = 32,
+                     chunk: int = 100) -> tuple[Params, ApplyFn]:
+  """Trains a ``CNNRegressor`` (an MLP on vectors) on softmax cross-entropy: ``inputs`` [n, H, W,
+  C] images or [n, d] vectors (e.g. codes, for a probe), ``labels`` [n] in ``[0, num_classes)``.
+
+  Returns ``(params, apply_fn)``, ``apply_fn(params, inputs) -> [n, num_classes]`` logits."""
+  inputs = jnp.asarray(inputs, jnp.float32)
+  labels = jnp.asarray(labels, jnp.int32)
+  if inputs.ndim not in (2, 4) or labels.shape != (len(inputs),):
+    raise ValueError(f"train_classifier needs inputs [n, H, W, C] or [n, d] and labels [n], got "
+                     f"{inputs.shape} and {labels.shape}")
+  module = _regressor_module(inputs.shape[1:], num_classes, width)
+  loss_fn = lambda net, x, y: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(module.apply(net, x), y))
+  net = _fit(_init_net(module, inputs.shape[1:], seed), loss_fn, inputs, labels, seed=seed,
+             steps=steps, batch_size=batch_size, learning_rate=learning_rate, chunk=chunk)
+  return {"net": net}, jax.jit(lambda params, x: module.apply(params["net"], x))
+
+
+def classifier_accuracy(params: Params, apply_fn: ApplyFn, inputs, labels, *, batch_size: int = 256) -> float:
+  """Fraction of ``inputs`` whose argmax logit is their label (held-out data, never the
+  classifier's training set)."""
+  return float(np.mean(np.argmax(predict(params, apply_fn, inputs, batch_size=batch_size), 1)
+                       == np.asarray(labels)))
+
+
+def save_params(path: str, params: Params) -> None:
   """Writes ``params`` with ``flax.serialization.to_bytes`` (atomically: temp file + rename)."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = f"{path}.{os.getpid()}.tmp"
@@ -310,23 +355,38 @@ def save_regressor(path: str, params: Params) -> None:
   os.replace(tmp, path)
 
 
+save_regressor = save_params
+
+
+def _load(path: str, template: Params, what: str) -> Params:
+  with open(path, "rb") as f:
+    data = f.read()
+  mismatch = f"cached model {path} does not match {what}; delete it to retrain"
+  try:
+    params = flax.serialization.from_bytes(template, data)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(mismatch) from e
+  shapes = lambda t: jax.tree_util.tree_map(jnp.shape, t)
+  if shapes(params) != shapes(template):
+    raise ValueError(mismatch)
+  return params
+
+
 def load_regressor(path: str, image_shape: Sequence[int], out_dim: int, *,
                    width: int = 32) -> tuple[Params, ApplyFn]:
   """Reads params written by ``save_regressor`` for images of ``image_shape`` (H, W, C)."""
   module = _regressor_module(image_shape, out_dim, width)
-  template = _init_params(module, image_shape, out_dim, jax.random.PRNGKey(0))
-  with open(path, "rb") as f:
-    data = f.read()
-  try:
-    params = flax.serialization.from_bytes(template, data)
-  except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"cached regressor {path} does not match images {tuple(image_shape)} with "
-                     f"{out_dim} targets (width={width}); delete it to retrain") from e
-  shapes = lambda t: jax.tree_util.tree_map(jnp.shape, t)
-  if shapes(params) != shapes(template):
-    raise ValueError(f"cached regressor {path} does not match images {tuple(image_shape)} with "
-                     f"{out_dim} targets (width={width}); delete it to retrain")
-  return params, _make_apply(module)
+  what = f"images {tuple(image_shape)} with {out_dim} targets (width={width})"
+  return _load(path, _init_params(module, image_shape, out_dim), what), _make_apply(module)
+
+
+def _cached(cache_path: str, load: Callable, train: Callable):
+  if os.path.exists(cache_path):
+    return load()
+  params, apply_fn = train()
+  if jax.process_index() == 0:  # every process trains the same model; one writes it
+    save_params(cache_path, params)
+  return params, apply_fn
 
 
 def get_or_train_regressor(cache_path: str, train_images, train_targets,
@@ -338,10 +398,21 @@ def get_or_train_regressor(cache_path: str, train_images, train_targets,
   """
   train_images = np.asarray(train_images)
   out_dim = 1 if np.ndim(train_targets) == 1 else np.shape(train_targets)[1]
-  if os.path.exists(cache_path):
-    return load_regressor(cache_path, train_images.shape[1:], out_dim,
-                          width=train_kwargs.get("width", 32))
-  params, apply_fn = train_regressor(train_images, train_targets, **train_kwargs)
-  if jax.process_index() == 0:  # every process trains the same regressor; one writes it
-    save_regressor(cache_path, params)
-  return params, apply_fn
+  width = train_kwargs.get("width", 32)
+  return _cached(cache_path,
+                 lambda: load_regressor(cache_path, train_images.shape[1:], out_dim, width=width),
+                 lambda: train_regressor(train_images, train_targets, **train_kwargs))
+
+
+def get_or_train_classifier(cache_path: str, inputs, labels, num_classes: int,
+                            **train_kwargs) -> tuple[Params, ApplyFn]:
+  """``train_classifier``, cached at ``cache_path`` as ``get_or_train_regressor`` does."""
+  inputs = np.asarray(inputs)
+  module = _regressor_module(inputs.shape[1:], num_classes, train_kwargs.get("width", 32))
+
+  def load():
+    template = {"net": _init_net(module, inputs.shape[1:], 0)}
+    what = f"inputs {inputs.shape[1:]} with {num_classes} classes"
+    return _load(cache_path, template, what), jax.jit(lambda params, x: module.apply(params["net"], x))
+
+  return _cached(cache_path, load, lambda: train_classifier(inputs, labels, num_classes, **train_kwargs))
