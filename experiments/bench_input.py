@@ -44,6 +44,7 @@ def _median_rate(fn, *, repeats: int, items: int) -> float:
 
 def pipeline_rate(ds, *, batch_size: int, batches: int, repeats: int, data_config) -> float:
   """Images/s delivered by the training iterator over ``ds`` (every image domain counts)."""
+  from disen_jax import config_lib  # pylint: disable=g-import-not-at-top
   from disen_jax import data as datalib  # pylint: disable=g-import-not-at-top
   it = datalib.iterator(datalib.local_batches(ds, batch_size=batch_size, seed=0), data_config)
   per_batch = sum(batch_size for v in ds.domains.values() if len(v.shape) == 4)
@@ -61,6 +62,7 @@ def load_config(arg: str | None):
 def pipeline_figures(args) -> dict:
   import ml_collections  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from disen_jax import config_lib  # pylint: disable=g-import-not-at-top
   from disen_jax import data as datalib  # pylint: disable=g-import-not-at-top
   config = load_config(None)
   res, batch = args.resolution, config.batch_size
@@ -73,15 +75,16 @@ def pipeline_figures(args) -> dict:
   out["synthfaces"] = dict(images_per_s=pipeline_rate(ds, data_config=faces, **kw),
                            setup_s=time.perf_counter() - t, note="rendered into memory at setup")
   if os.path.isdir(args.folders):
-    folders = ml_collections.ConfigDict(dict(source="folders", resolution=res, split_subdirs=True,
-                                             folders={"v": os.path.join(args.folders, "A"),
-                                                      "c": os.path.join(args.folders, "B")}))
+    folders = config_lib.data("folders")
+    folders.update(dict(resolution=res, split_subdirs=True, folders={"v": os.path.join(args.folders, "A"),
+                                                                    "c": os.path.join(args.folders, "B")}))
     t = time.perf_counter()
     ds = datalib.build(folders, "train")
     out["folders"] = dict(images_per_s=pipeline_rate(ds, data_config=folders, **kw),
                           setup_s=time.perf_counter() - t,
                           note=f"jpgs of {os.path.relpath(args.folders, ROOT)}, decoded per batch")
-  celeb = ml_collections.ConfigDict(dict(source="celeb_a", resolution=res))
+  celeb = config_lib.data("celeb_a")
+  celeb.resolution = res
   with tfds.testing.mock_data(num_examples=args.num_images, policy=tfds.testing.MockPolicy.USE_CODE):
     t = time.perf_counter()
     ds = datalib.build(celeb, "train").select(["image"])

@@ -2,6 +2,8 @@
 import glob
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,6 +168,33 @@ def test_cli_unknown_field_and_bad_value_are_errors_naming_them(tmp_path):
       f"error: --workdir={tmp_path}/file exists and is not a directory"]
   out = _main("--config=configs/uncoop_synthetic.py:tset", f"--workdir={tmp_path}/c")
   assert out.returncode != 0 and "unknown config variant(s) ['tset']" in out.stderr
+
+
+def _fresh_clone(dest) -> str:
+  """The files of this checkout that a clone has (tracked, or new and not ignored), copied."""
+  files = subprocess.run(["git", "-C", ROOT, "ls-files", "--cached", "--others", "--exclude-standard"],
+                         capture_output=True, text=True, check=True).stdout.split()
+  for f in files:
+    if os.path.isfile(os.path.join(ROOT, f)):
+      os.makedirs(os.path.dirname(os.path.join(dest, f)), exist_ok=True)
+      shutil.copy(os.path.join(ROOT, f), os.path.join(dest, f))
+  return str(dest)
+
+
+@pytest.mark.xdist_group("uncoop")  # after the uncoop_faces :test run: its programs are cached
+def test_the_readme_main_command_runs_on_a_fresh_clone(tmp_path):
+  """The README's first command line (install, then the main job), run as a newcomer would in a
+  clone with no runs/ folder, with the :test variant of its config."""
+  lines = open(os.path.join(ROOT, "README.md")).read().splitlines()
+  line = next(l for l in lines if l.startswith("python3 -m venv") and "disen_jax.main" in l)
+  command = shlex.split(line.split("&&")[-1].replace(":cpu", ":test"))
+  assert command[:3] == ["python", "-m", "disen_jax.main"], command
+  clone = _fresh_clone(tmp_path / "clone")
+  assert not os.path.exists(os.path.join(clone, "runs"))
+  out = _main(*command[3:], cwd=clone)
+  assert out.returncode == 0, out.stderr[-3000:]
+  workdir = next(a.split("=", 1)[1] for a in command if a.startswith("--workdir="))
+  assert os.path.isfile(os.path.join(clone, workdir, "eval_final.json"))
 
 
 def test_cli_trains_with_an_override(tmp_path):

@@ -1,5 +1,7 @@
 """Translate mode on a :test run, and the faces evaluator's pieces on hand-made cases."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from disen_jax import translate
 from disen_jax.data import folders, synthfaces
 from disen_jax.errors import ConfigError, DataError
 from disen_jax.evaluation import faces
-from tests.conftest import load_config
+from tests.conftest import ROOT, load_config
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +114,26 @@ def test_faces_metrics_of_the_exact_maps_are_perfect():
   assert out["c_fidelity_psnr"] == float("inf") and out["v_fidelity_psnr"] == float("inf")
   assert out["c_fidelity_ssim"] == pytest.approx(1.0) and out["v_fidelity_ssim"] == pytest.approx(1.0)
   assert out["expression_r2"] == pytest.approx(out["expression_r2_renders"])
+
+
+@pytest.mark.xdist_group("cross_domain")  # after the same run in test_engine: its programs are cached
+def test_cross_domain_translates_from_the_command_line(tmp_path):
+  config = load_config("cross_domain_mnist", "test")
+  if not os.path.isdir(config.data.mnist_dir):
+    pytest.skip("shared MNIST files are absent")
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(config, workdir)
+  _write_images(tmp_path / "in", [config.data.resolution] * 2)
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  run = lambda *args: subprocess.run(
+      [sys.executable, "-m", "disen_jax.main", "--mode=translate", f"--workdir={workdir}",
+       f"--input={tmp_path / 'in'}", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  out = run(f"--output={tmp_path / 'out'}", "--direction=x2y")
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert sorted(os.listdir(tmp_path / "out")) == ["img0.png", "img1.png"]
+  out = run(f"--output={tmp_path / 'ref'}", "--direction=y2x", f"--reference={tmp_path / 'in' / 'img0.png'}")
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert len(os.listdir(tmp_path / "ref")) == 2
+  out = run(f"--output={tmp_path / 'bad'}", "--direction=v2c")
+  assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == (
+      f"error: --direction='v2c': the run in {workdir} (method 'cross_domain') translates ['x2y', 'y2x']")

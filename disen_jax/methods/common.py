@@ -40,7 +40,7 @@ def optimizer(config) -> optax.GradientTransformation:
 
 @functools.lru_cache(maxsize=None)
 def _jitted_maps(build: Callable, config: ml_collections.FrozenConfigDict) -> dict:
-  return {k: None if f is None else jax.jit(f) for k, f in build(config).items()}
+  return {k: jax.jit(f) for k, f in build(config).items()}
 
 
 def _on_one_device(a):
@@ -53,14 +53,13 @@ def _on_one_device(a):
 
 def bind_maps(build: Callable, state: State, config) -> dict:
   """A method's trained maps, bound to ``state``: ``build(config)`` returns ``{name: fn(params,
-  stats, *args)}`` (or ``None`` for a map the method lacks). Each is jitted once per ``(build,
-  config)`` with the parameters as arguments, so the evaluations of a run reuse one compiled
+  stats, *args)}`` (a method's ``map_fns``). Each is jitted once per ``(build, config)`` with the parameters as arguments, so the evaluations of a run reuse one compiled
   program per map instead of recompiling it with the parameters baked in as constants. The maps
   run on this process's first device (the state is replicated; the inputs are host arrays of
   any size)."""
   fns = _jitted_maps(build, ml_collections.FrozenConfigDict(config))
   params, stats = jax.tree_util.tree_map(_on_one_device, (state.params, state.stats))
-  return {k: None if f is None else functools.partial(f, params, stats) for k, f in fns.items()}
+  return {k: functools.partial(f, params, stats) for k, f in fns.items()}
 
 
 def start_phase(state: State, phase, *, config) -> State:
