@@ -1,4 +1,5 @@
 """The engine: every config's :test variant on 8 devices, resume, and bad input."""
+import ast
 import glob
 import json
 import os
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from disen_jax import checkpoint as ckptlib
+from disen_jax import config_lib, evaluation
 from disen_jax import data as datalib
 from disen_jax import train
 from disen_jax.data import synthetic
@@ -67,6 +69,20 @@ def test_test_variant_trains_on_8_devices(name, tmp_path, num_devices):
   if config.data.source != "synthetic":  # vectors have no sample grids
     assert glob.glob(os.path.join(workdir, "samples", "*.png"))
   assert [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))] == [config.num_steps]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_configs_are_data_with_every_documented_field(name):
+  """A config imports no method module, and has every engine, data and evaluator field."""
+  tree = ast.parse(open(os.path.join(ROOT, "configs", f"{name}.py")).read())
+  imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+  imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+  assert imported <= {"ml_collections", "disen_jax"}, imported
+  for variant in (None, "test"):
+    config = load_config(name, variant)
+    assert set(config_lib.ENGINE) <= set(config) and set(config_lib.DATA) <= set(config.data)
+    assert set(config.eval) == set(evaluation.names())
+    assert set(config.evals) <= set(evaluation.names()) and config.evals
 
 
 def _synthetic_config(**overrides):
