@@ -25,12 +25,12 @@ from tests.conftest import ROOT, load_config
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
                  if not p.endswith("__init__.py"))
 _FACES = {"c_fidelity_psnr", "c_fidelity_ssim", "v_fidelity_psnr", "v_fidelity_ssim", "expression_r2",
-          "expression_r2_renders"}
+          "expression_r2_renders", "c_spread"}
 _RECALL = {f"{p}/{f}/{d}" for p in ("recall@1", "recall@1_pair") for f in ("shared", "exclusive", "pixels")
            for d in ("x2y", "y2x")} | {"shared_pair_ratio", "exclusive_pair_ratio"}
 # What the final evaluation of each config's :test run must report.
 EVAL_KEYS = {
-    "uncoop_faces": _FACES | {"residual_r2"},
+    "uncoop_faces": _FACES | {"residual_r2", "e_c_swap", "e_c_blank", "e_r_swap"},
     "cyclegan_faces": _FACES,
     "uncoop_synthetic": {"abs_rho", "abs_rho_c", "corr_c_c", "corr_c_r", "corr_r_c", "corr_r_r"},
     "uncoop_facades": {"cycle_psnr/v2c2v", "cycle_ssim/v2c2v", "cycle_psnr/c2v2c", "cycle_ssim/c2v2c"},

@@ -114,6 +114,7 @@ def test_faces_metrics_of_the_exact_maps_are_perfect():
   assert out["c_fidelity_psnr"] == float("inf") and out["v_fidelity_psnr"] == float("inf")
   assert out["c_fidelity_ssim"] == pytest.approx(1.0) and out["v_fidelity_ssim"] == pytest.approx(1.0)
   assert out["expression_r2"] == pytest.approx(out["expression_r2_renders"])
+  assert out["c_spread"] == pytest.approx(1.0)
 
 
 @pytest.mark.xdist_group("cross_domain")  # after the same run in test_engine: its programs are cached
@@ -137,3 +138,14 @@ def test_cross_domain_translates_from_the_command_line(tmp_path):
   out = run(f"--output={tmp_path / 'bad'}", "--direction=v2c")
   assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == (
       f"error: --direction='v2c': the run in {workdir} (method 'cross_domain') translates ['x2y', 'y2x']")
+
+
+def test_entangler_dependence_tells_what_the_output_depends_on():
+  rng = np.random.default_rng(0)
+  c = rng.uniform(-1, 1, (64, 4, 4, 3)).astype(np.float32)
+  r = [rng.normal(size=(64, 2, 2, 5)).astype(np.float32)]
+  only_c = faces.entangler_dependence(lambda c, r: c, c, r)
+  assert only_c["e_c_swap"] == pytest.approx(2.0, rel=0.2) and only_c["e_r_swap"] == 0.0
+  only_r = faces.entangler_dependence(lambda c, r: np.tile(r[0][..., :3], (1, 2, 2, 1)), c, r)
+  assert only_r["e_c_swap"] == 0.0 and only_r["e_c_blank"] == 0.0
+  assert only_r["e_r_swap"] == pytest.approx(2.0, rel=0.2)

@@ -15,6 +15,15 @@ has one) and the factors of every test face; settings ``config.eval.faces`` (``D
 * ``residual_r2``: R^2 of a ridge probe from the (spatially averaged) ``residual`` features to
   the lighting (cos, sin of the azimuth, RGB colour), fit on one half of the test V images and
   scored on the other half. Absent for methods without a residual.
+
+Diagnostics (what the maps depend on; how a run fails shows here before it shows in the pictures):
+
+* ``c_spread``: how much translate_v2c(v) varies across test photos, over how much their exact
+  renders vary (1: as varied as the faces; 0: one output for every input).
+* ``e_c_swap``, ``e_c_blank``, ``e_r_swap`` (methods with ``residual`` and ``decode_v``, i.e.
+  uncoop's entangler): how much E(c, r) changes when its render c is swapped for another face's or
+  blanked, or its residual r swapped for another photo's (``entangler_dependence``). An E that
+  ignores c (the residual carries the whole photo) scores ~0 on the first two.
 """
 from __future__ import annotations
 
@@ -58,7 +67,7 @@ DEFAULTS = dict(regressor_steps=2000, cache_dir="", num_mix=6)
 
 def needs(spec, config) -> Needs:
   del spec, config
-  return Needs(maps=("translate_v2c", "translate_c2v"), optional=("residual",), domains=("v", "c"),
+  return Needs(maps=("translate_v2c", "translate_c2v"), optional=("residual", "decode_v"), domains=("v", "c"),
                fields=tuple(f"{d}/{k}" for d in ("v", "c") for k in synthfaces.FACTOR_KEYS))
 
 
@@ -79,6 +88,27 @@ def _pool(residual) -> np.ndarray:
   """Residual features -> [n, d]: vectors as they are, feature maps averaged over space."""
   leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(residual)]
   return np.concatenate([x.reshape(len(x), -1) if x.ndim == 2 else x.mean(axis=(1, 2)) for x in leaves], 1)
+
+
+def _spread(images) -> float:
+  """Root of the per-pixel variance across images, averaged over pixels: how much images differ."""
+  return float(np.sqrt(np.mean(np.var(np.asarray(images, np.float64), axis=0))))
+
+
+def entangler_dependence(decode, c, residual) -> dict[str, float]:
+  """What the entangler's output E(c, r) depends on, on test renders c and residuals r of test
+  photos: the mean squared change of E's output when c is swapped for another image's
+  (``e_c_swap``), replaced by an empty (black) render (``e_c_blank``), or when r is swapped
+  (``e_r_swap``), each over the variance of E's outputs across images. 0: E ignores it; an output
+  that is the sum of independent c and r parts scores twice each part's share."""
+  perm = np.roll(np.arange(len(c)), 1)
+  take = lambda tree: jax.tree_util.tree_map(lambda a: np.asarray(a)[perm], tree)
+  base = batched(decode, c, residual)
+  var = _spread(base) ** 2 + 1e-12
+  change = lambda other: float(np.mean((np.asarray(other) - base) ** 2)) / var
+  return {"e_c_swap": change(batched(decode, c[perm], residual)),
+          "e_c_blank": change(batched(decode, -np.ones_like(c), residual)),
+          "e_r_swap": change(batched(decode, c, take(residual)))}
 
 
 def evaluate(maps, test_ds: Dataset, *, config, workdir: str | None = None, step: int | None = None):
@@ -104,10 +134,14 @@ def evaluate(maps, test_ds: Dataset, *, config, workdir: str | None = None, step
   out["v_fidelity_psnr"] = metrics.psnr(pred_v, gt_v)
   out["v_fidelity_ssim"] = metrics.ssim(pred_v, gt_v)
 
+  out["c_spread"] = _spread(pred_c) / _spread(gt_c)
   if "residual" in maps:
-    feats, light = _pool(batched(maps["residual"], v[:n])), synthfaces.lighting_vector(fv)[:n]
+    residual = batched(maps["residual"], v[:n])
+    feats, light = _pool(residual), synthfaces.lighting_vector(fv)[:n]
     half = n // 2
     out["residual_r2"] = metrics.linear_probe_r2(feats[:half], light[:half], feats[half:], light[half:])
+    if "decode_v" in maps:
+      out.update(entangler_dependence(maps["decode_v"], c[:n], residual))
 
   if workdir is not None and step is not None:
     save_mix_table(maps, test_ds, config, os.path.join(workdir, "samples", f"mix_and_match_{step:08d}.png"))
