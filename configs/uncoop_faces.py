@@ -28,6 +28,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.features = 64
   c.model.num_blocks = 9
   c.model.r_emit_after = (0, 2, 4)
+  c.model.r_channels = 0  # > 0: the R maps through a 1x1 conv to this many channels (0: the paper's)
   c.model.disc_features = 64
   c.model.disc_layers = 3
   c.model.v_channels = 3
@@ -36,7 +37,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # of disen_jax.nn.convs on a CPU backend, XLA's convolutions elsewhere; or "cpu" / "lax".
   c.model.conv_impl = "auto"
 
-  c.loss = ml_collections.ConfigDict(dict(v=10.0, c=10.0, r=0.1, gan=1.0))
+  # identity: beyond the paper (0: off), w |D_C(c) - c| on real renders (methods/uncoop.py).
+  c.loss = ml_collections.ConfigDict(dict(v=10.0, c=10.0, r=0.1, gan=1.0, identity=0.0))
   c.optim = ml_collections.ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999, hold_fraction=0.5))
 
   c.log_every = 100

@@ -17,6 +17,12 @@ Cycle 2: (c, r) -> E -> v' -> D -> (c'', r''); r = D_R(v) of the batch's real v 
 differentiated); l_c = |c - c''|, l_r = |r - r''|, A_V judges v'.
 L = w_v l_v + w_c l_c + w_r l_r + L_GAN with weights 10, 10, 0.1, 1.
 
+Beyond the paper (off by default): ``config.loss.identity`` adds w_id |D_C(c) - c| to cycle 1,
+CycleGAN's identity term for the disentangler: a real render run through the C stream should
+come back unchanged. It trains D on real input only, so the uncooperative rule holds.
+``config.model.r_channels`` narrows each R map to that many channels (1x1 conv; 0: the trunk
+width, as the paper).
+
 Uncooperative (the paper): cycle 1 trains D only, cycle 2 trains E only; in each cycle the other
 network is *frozen*: called with ``grad.freeze(params)``, so it passes gradients through to its
 input but learns nothing. So each network learns only from real input. ``config.cooperative=True``
@@ -78,7 +84,7 @@ def networks(config) -> dict[str, nn.Module]:
     translator = functools.partial(ResnetTranslator, features=m.features, impl=impl)
     return {
         "D": Disentangler(translator(m.c_channels, num_blocks=m.num_blocks),
-                          translator(m.c_channels, emit_after=emit)),
+                          translator(m.c_channels, emit_after=emit, emit_channels=m.r_channels)),
         "E": Entangler(translator(m.v_channels, num_blocks=m.num_blocks, inject_after=emit),
                        vector=False),
         "A_C": PatchGAN(m.disc_features, m.disc_layers, impl=impl),
@@ -88,7 +94,9 @@ def networks(config) -> dict[str, nn.Module]:
 
 
 def spec(config) -> methods.Spec:
-  del config
+  if config.loss.identity and config.model.kind != "resnet":
+    raise ConfigError("config.loss.identity needs image models (config.model.kind='resnet'): on "
+                      "vectors C and V have different sizes")
   return methods.Spec(domains=("v", "c"))
 
 
@@ -144,6 +152,9 @@ def cycle_losses(gen_params, state: common.State, batch, *, config):
   l_v = losses.l1(pred=v_rec, target=v)
   g_c = losses.lsgan_generator(fake_logits=judge("A_C", c1))
   cycle1 = w.v * l_v + w.gan * g_c
+  if w.identity:  # beyond the paper: D_C(c) = c on real renders (still only real input for D)
+    l_id = losses.l1(pred=nets["D"].apply({"params": d1}, c, method=lambda m, x: m.c_stream(x)), target=c)
+    cycle1 = cycle1 + w.identity * l_id
 
   # Cycle 2: (c, r) -> E -> D, with r the residual of the batch's real v.
   d2, e2 = gradlib.maybe_freeze(gen_params["D"], frozen), gen_params["E"]
@@ -156,6 +167,8 @@ def cycle_losses(gen_params, state: common.State, batch, *, config):
   cycle2 = w.c * l_c + w.r * l_r + w.gan * g_v
 
   metrics = {"l_v": l_v, "l_c": l_c, "l_r": l_r, "g_c": g_c, "g_v": g_v}
+  if w.identity:
+    metrics["l_id"] = l_id
   return cycle1, cycle2, {"metrics": metrics, "fake_c": c1, "fake_v": v_fake}
 
 

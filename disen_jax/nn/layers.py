@@ -46,6 +46,7 @@ class ResnetTranslator(nn.Module):
   features: int = 64
   num_blocks: int = 9
   emit_after: Sequence[int] = ()
+  emit_channels: int = 0  # > 0: each emitted map through a 1x1 conv to this many channels
   inject_after: Sequence[int] = ()
   impl: str = "lax"
 
@@ -66,7 +67,7 @@ class ResnetTranslator(nn.Module):
         h = jnp.concatenate([h, side.pop(0)], axis=-1)
         h = nn.relu(_norm(Conv(width, (1, 1), impl=impl)(h)))
       if i in self.emit_after:
-        emitted.append(h)
+        emitted.append(Conv(self.emit_channels, (1, 1), impl=impl)(h) if self.emit_channels else h)
       if i < last:
         h = ResBlock(width, impl)(h)
     if self.emit_after:
