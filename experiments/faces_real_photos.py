@@ -32,31 +32,30 @@ _DIRECTION = flags.DEFINE_string("direction", "v2c", "the runs' translation to a
 def main(argv):
   del argv
   import skimage.data  # pylint: disable=g-import-not-at-top
-  faces = skimage.data.lfw_subset()[:_NUM.value]  # [n, 25, 25] in [0, 1]; the first 100 are faces
+  # [n, 25, 25] in [0, 1]; the first 100 of the subset are faces
+  faces = [Image.fromarray(np.uint8(np.round(f * 255)), "L") for f in skimage.data.lfw_subset()[:_NUM.value]]
   photos = os.path.join(_OUT.value, "lfw")
   os.makedirs(photos, exist_ok=True)
   for i, face in enumerate(faces):
-    Image.fromarray(np.uint8(np.round(face * 255)), "L").save(os.path.join(photos, f"lfw_{i:03d}.png"))
+    face.save(os.path.join(photos, f"lfw_{i:03d}.png"))
 
-  rows, names = [], []
-  for item in _RUNS.value:
-    name, workdir = item.split(":", 1)
-    out_dir = os.path.join(_OUT.value, name)
-    written = translate.translate_folder(workdir, photos, out_dir, direction=_DIRECTION.value)
+  runs = [item.split(":", 1) for item in _RUNS.value]
+  rows = []
+  for name, workdir in runs:
+    written = translate.translate_folder(workdir, photos, os.path.join(_OUT.value, name),
+                                         direction=_DIRECTION.value)
     rows.append([np.asarray(Image.open(p).convert("RGB")) for p in sorted(written)])
-    names.append(name)
 
   size = rows[0][0].shape[0]
-  inputs = [np.asarray(Image.fromarray(np.uint8(np.round(f * 255))).convert("RGB").resize(
-      (size, size), Image.BICUBIC)) for f in faces]
+  inputs = [np.asarray(f.convert("RGB").resize((size, size), Image.BICUBIC)) for f in faces]
   grid = np.concatenate([np.concatenate(r, axis=1) for r in [inputs] + rows], axis=0)
   Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(
       os.path.join(_OUT.value, "translations.png"))
   with open(os.path.join(_OUT.value, "results.md"), "w") as f:
     f.write(f"# Real face photos through synthfaces-trained runs ({_DIRECTION.value})\n\n"
             f"`translations.png`, rows top to bottom: {_NUM.value} LFW photos (25x25 grayscale, "
-            f"resized to {size} px), then {', '.join(names)}.\n\nRuns:\n\n")
-    f.writelines(f"- {name}: `{item.split(':', 1)[1]}`\n" for name, item in zip(names, _RUNS.value))
+            f"resized to {size} px), then {', '.join(n for n, _ in runs)}.\n\nRuns:\n\n")
+    f.writelines(f"- {name}: `{workdir}`\n" for name, workdir in runs)
   print(os.path.join(_OUT.value, "translations.png"))
 
 
