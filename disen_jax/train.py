@@ -15,6 +15,11 @@
    checkpoint; and writes the workdir contract (config.json, metrics.jsonl, checkpoints/,
    samples/, eval_final.json, TensorBoard events). Samples and evaluations run in the last phase
    (the maps the evaluators call exist there), at ``eval_every`` and at the end.
+4. Reliability (``disen_jax/workdir.py``, ``checkpoint.py``): one run per workdir (an OS file
+   lock); a rerun's config compared with the workdir's ``config.json`` before anything compiles;
+   a checkpoint that does not restore moved aside to ``<step>.corrupt`` and the run resumed from
+   the newest that does; a failed save reported in words. Whatever way the run ends, the input
+   pipeline's threads and then the checkpointer are closed.
 
 Many hosts: ``initialize_distributed`` (``--multihost``) joins the processes; each process's
 grain pipeline decodes only its ``batch_size / process_count`` examples of every global batch,
@@ -23,6 +28,7 @@ in checkpoint saves, and only process 0 writes logs, samples and ``eval_final.js
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -39,11 +45,13 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from disen_jax import checkpoint as ckptlib
+from disen_jax import config_lib
 from disen_jax import data as datalib
 from disen_jax import evaluation
 from disen_jax import logging as loglib
 from disen_jax import methods
 from disen_jax import nn as nnlib
+from disen_jax import workdir as workdirlib
 from disen_jax.data import pipeline
 from disen_jax.errors import ConfigError, DataError, Error
 from disen_jax.methods import common
@@ -144,8 +152,17 @@ def schedule(spec: methods.Spec, config) -> Schedule:
   return sched
 
 
+def declared_ranges(config) -> list[dict]:
+  """The valid ranges that the evaluators, the data source and the method declare beyond
+  ``config_lib.RANGES`` (their modules' ``RANGES``; the method's win)."""
+  evaluators = [getattr(evaluation.get(name), "RANGES", {}) for name in evaluation.names()]
+  return [*evaluators, datalib.source_ranges(config.data.source),
+          getattr(methods.get(config.method), "RANGES", {})]
+
+
 def check_config(config, num_devices: int) -> None:
-  """The engine's own fields; errors naming the field at fault."""
+  """The engine's own fields and every numeric field's range; errors naming the field at fault."""
+  config_lib.check_ranges(config, *declared_ranges(config))
   if config.batch_size <= 0 or config.batch_size % num_devices:
     raise ConfigError(f"config.batch_size={config.batch_size} must be a positive multiple of the "
                       f"{num_devices} devices")
@@ -396,8 +413,22 @@ def train_and_evaluate(config, workdir: str, *, interrupt_at_step: int | None = 
   """Trains (or resumes) and evaluates; returns ``(final_state, eval_metrics)``. ``datasets``:
   the ``(train, test)`` splits of ``config.data`` if the caller has built them already."""
   workdir = prepare_workdir(workdir)
-  spec = methods.spec(methods.get(config.method), config)  # before any data is read
+  method = methods.get(config.method)
+  spec = methods.spec(method, config)  # before any data is read
   schedule(spec, config)
+  check_config(config, jax.device_count())
+  with contextlib.ExitStack() as stack:  # closed in reverse: input pipeline, writer, checkpointer, lock
+    stack.enter_context(workdirlib.Lock(workdir))
+    ckpt = ckptlib.Checkpointer(workdir)
+    stack.callback(ckpt.close)
+    diff = workdirlib.check_config(workdir, config, strict=ckpt.latest_step() is not None,
+                                   extra_safe=getattr(method, "RESUME_SAFE", ()))
+    return _train_and_evaluate(config, workdir, spec, ckpt, diff, stack,
+                               interrupt_at_step=interrupt_at_step, datasets=datasets)
+
+
+def _train_and_evaluate(config, workdir: str, spec, ckpt, diff: dict, stack: contextlib.ExitStack,
+                        *, interrupt_at_step, datasets):
   train_ds, test_ds = datasets or (datalib.build(config.data, "train"),
                                    datalib.build(config.data, "test"))
   test_ds = test_ds.select(spec.domains)
@@ -406,19 +437,16 @@ def train_and_evaluate(config, workdir: str, *, interrupt_at_step: int | None = 
   if not config.evals:
     print("note: config.evals is empty: this run is not evaluated", flush=True)
 
-  if loglib.is_writer():
-    loglib.write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
-    if training.labelled is not None:
-      loglib.write_text(os.path.join(workdir, LABELLED_FILE), json.dumps(
-          {"num_labels": config.data.num_labels, "labels_seed": config.data.labels_seed,
-           "indices": {d: idx.tolist() for d, idx in training.labelled.items()}}))
-
   data_iter = datalib.iterator(training.batches, config.data)
-  ckpt = ckptlib.Checkpointer(workdir)
+  stack.callback(data_iter.close)  # its prefetch threads
   state, entered = training.state, 0
-  if ckpt.latest_step() is not None:
-    entered = sched.index(ckpt.latest_step())
-    state, data_iter = ckpt.restore(training.abstract(entered), data_iter)
+  restored = ckpt.restore_newest(lambda step: training.abstract(sched.index(step)), data_iter)
+  if restored is not None:
+    step, (state, restored_iter) = restored
+    if restored_iter is not data_iter:
+      data_iter = restored_iter
+      stack.callback(data_iter.close)
+    entered = sched.index(step)
     print(f"Resumed from {ckpt.directory} at step {int(state.step)}", flush=True)
   elif config.init_from:
     state, entered = _init_from(config, training)
@@ -429,38 +457,40 @@ def train_and_evaluate(config, workdir: str, *, interrupt_at_step: int | None = 
   if position != start:
     raise DataError(f"the checkpoint in {ckpt.directory} is at step {start} but its input pipeline "
                     f"at batch {position}; it was not written by this engine")
+  workdirlib.record_start(workdir, config, step=start, diff=diff)  # the run starts from this config
+  if loglib.is_writer() and training.labelled is not None:
+    loglib.write_text(os.path.join(workdir, LABELLED_FILE), json.dumps(
+        {"num_labels": config.data.num_labels, "labels_seed": config.data.labels_seed,
+         "indices": {d: idx.tolist() for d, idx in training.labelled.items()}}))
 
   writer = loglib.MetricWriter(workdir)
+  stack.callback(writer.close)
   progress = loglib.Progress(sched.total, start)
   last = len(sched.phases) - 1
-  try:
-    with _Signals() as signals:
-      step = start
-      for k, phase in enumerate(sched.phases):
-        if step >= sched.end(k):
-          continue
-        while entered < k:
-          entered += 1
-          state = training.start(state, entered)
-        progress.phase = phase.name if sched.phased else None
-        state, step = _train_phase(training, k, state, step, data_iter, ckpt, signals, writer, progress,
-                                   test_ds=test_ds if k == last else None, workdir=workdir,
-                                   interrupt_at_step=interrupt_at_step)
-    if ckpt.latest_step() != sched.total:
-      ckpt.save(sched.total, state, data_iter)
-    if entered < last:
-      print(f"note: the run ends before its last phase ({sched.phases[last].name!r}, 0 steps): "
-            "no samples or evaluation", flush=True)
-      return state, {}
-    final = _evaluate(training, state, test_ds, workdir, sched.total)
-    writer.write(sched.total, "eval", final)
-    if loglib.is_writer():
-      loglib.write_text(os.path.join(workdir, "eval_final.json"),
-                        json.dumps({k: float(v) for k, v in final.items()}, indent=2, sort_keys=True))
-    return state, final
-  finally:
-    writer.close()
-    ckpt.close()
+  with _Signals() as signals:
+    step = start
+    for k, phase in enumerate(sched.phases):
+      if step >= sched.end(k):
+        continue
+      while entered < k:
+        entered += 1
+        state = training.start(state, entered)
+      progress.phase = phase.name if sched.phased else None
+      state, step = _train_phase(training, k, state, step, data_iter, ckpt, signals, writer, progress,
+                                 test_ds=test_ds if k == last else None, workdir=workdir,
+                                 interrupt_at_step=interrupt_at_step)
+  if ckpt.latest_step() != sched.total:
+    ckpt.save(sched.total, state, data_iter)
+  if entered < last:
+    print(f"note: the run ends before its last phase ({sched.phases[last].name!r}, 0 steps): "
+          "no samples or evaluation", flush=True)
+    return state, {}
+  final = _evaluate(training, state, test_ds, workdir, sched.total)
+  writer.write(sched.total, "eval", final)
+  if loglib.is_writer():
+    loglib.write_text(os.path.join(workdir, "eval_final.json"),
+                      json.dumps({k: float(v) for k, v in final.items()}, indent=2, sort_keys=True))
+  return state, final
 
 
 def _train_phase(training: Training, k: int, state, step: int, data_iter, ckpt, signals, writer,

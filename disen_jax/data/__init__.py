@@ -32,16 +32,19 @@ from disen_jax.errors import DataError
 
 SOURCES: dict[str, Callable[..., "Dataset"]] = {}
 DEFAULTS: dict[str, dict] = {}  # source -> its own config.data fields and their defaults
+RANGES: dict[str, dict] = {}  # source -> valid ranges of its own fields (config_lib.check_ranges)
 
 
-def register(name: str, **defaults):
+def register(name: str, *, ranges: Mapping[str, str] | None = None, **defaults):
   """Registers a source builder under ``name`` (``config.data.source``); ``defaults`` are the
   source's own ``config.data`` fields (e.g. ``path=""``) and any common field whose default it
-  changes (``config_lib.DATA``), so that every config of the source has them."""
+  changes (``config_lib.DATA``), so that every config of the source has them; ``ranges`` the
+  valid ranges of its numeric fields beyond ``config_lib.RANGES``, e.g. ``{"data.crop": "[0, inf)"}``."""
 
   def wrap(fn):
     SOURCES[name] = fn
     DEFAULTS[name] = defaults
+    RANGES[name] = dict(ranges or {})
     return fn
 
   return wrap
@@ -55,6 +58,11 @@ def _registered(source: str) -> str:
   if name not in SOURCES:
     raise DataError(f"config.data.source={source!r} is not a known data source; known: {sorted(SOURCES)}")
   return name
+
+
+def source_ranges(source: str) -> dict:
+  """The valid ranges ``source`` declares for its own ``config.data`` fields."""
+  return dict(RANGES[_registered(source)])
 
 
 def source_defaults(source: str) -> dict:

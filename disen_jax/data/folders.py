@@ -11,9 +11,10 @@ Config (``config.data``)::
                            #           True = require <folder>/<split>; False = always <folder>
 
 Only the image files directly inside a folder are read (not recursive, so ``A/train`` and
-``A/test`` never mix); anything pillow can decode with a known extension counts: jpg/jpeg, png,
-bmp, gif (first frame), webp, tif/tiff. Hidden files are skipped. Files are ordered by natural
-sort (``2.jpg`` before ``10.jpg``).
+``A/test`` never mix); anything pillow can decode counts: jpg/jpeg, png, bmp, gif (first frame),
+webp, tif/tiff by their extension, and a file with any other name (public face sets ship images
+without an extension) when pillow recognises its header. Hidden files are skipped. Files are
+ordered by natural sort (``2.jpg`` before ``10.jpg``).
 
 Each image is EXIF-rotated, converted to RGB (alpha dropped, grayscale replicated) or to one
 channel, its shorter side resized to ``resolution`` (bicubic) and center-cropped to a
@@ -43,12 +44,32 @@ def natural_key(name: str):
   return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
+def _is_image(path: str) -> bool:
+  """A known extension, or a header pillow recognises (it reads only the first bytes)."""
+  if path.lower().endswith(IMAGE_EXTENSIONS):
+    return True
+  try:
+    with Image.open(path):
+      return True
+  except (OSError, ValueError, Image.DecompressionBombError):
+    return False
+
+
 def list_images(folder: str) -> list[str]:
   """Paths of the image files directly inside ``folder`` (not recursive), natural-sorted."""
   names = [f for f in os.listdir(folder)
-           if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
-           and os.path.isfile(os.path.join(folder, f))]
+           if not f.startswith(".") and os.path.isfile(os.path.join(folder, f))
+           and _is_image(os.path.join(folder, f))]
   return [os.path.join(folder, f) for f in sorted(names, key=natural_key)]
+
+
+def _seen(folder: str, limit: int = 5) -> str:
+  """What a folder without images holds, for the error: its first few names."""
+  names = sorted((f for f in os.listdir(folder) if not f.startswith(".")), key=natural_key)
+  if not names:
+    return "it is empty"
+  more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+  return f"it holds {', '.join(names[:limit])}{more}"
 
 
 def load_image(path: str, resolution: int, channels: int = 3) -> np.ndarray:
@@ -140,8 +161,8 @@ def build(data_config, split: str) -> Dataset:
     dirs[domain] = _resolve_folder(domain, os.path.expanduser(str(folder)), split, split_subdirs)
     files[domain] = list_images(dirs[domain])
     if not files[domain]:
-      raise DataError(f"config.data.folders.{domain}: no images ({', '.join(IMAGE_EXTENSIONS)}) "
-                       f"in {dirs[domain]!r}")
+      raise DataError(f"config.data.folders.{domain}: no images (files pillow can read) in "
+                       f"{dirs[domain]!r}: {_seen(dirs[domain])}")
   if paired:
     files = _pair(files, dirs)
   images.check_files([p for paths in files.values() for p in paths])
