@@ -35,12 +35,20 @@ def _params_and_batch(config, n=4):
 
 
 def test_network_shapes():
-  x = jnp.zeros((2, 32, 32, 3))
-  run = lambda module, *args: jax.jit(lambda: module.apply(module.init(jax.random.PRNGKey(0), *args), *args))()
-  chex.assert_shape(run(ConvEncoder(7, features=(4, 8, 8), dense=(16,)), x), (2, 7))
-  ada = run(ClassModulation(adain_layers=3, adain_dim=5), jnp.ones((2, 6)))
+  x, code, content = jnp.zeros((2, 32, 32, 3)), jnp.ones((2, 6)), jnp.ones((2, 9))
+  enc = ConvEncoder(7, features=(4, 8, 8), dense=(16,))
+  mod = ClassModulation(adain_layers=3, adain_dim=5)
+  gen = AdaINGenerator(32, 3, adain_layers=3, adain_dim=5, out_features=4)
+
+  @jax.jit
+  def run():  # one compiled program for the three networks
+    key = jax.random.PRNGKey(0)
+    ada = mod.apply(mod.init(key, code), code)
+    return enc.apply(enc.init(key, x), x), ada, gen.apply(gen.init(key, content, ada), content, ada)
+
+  codes, ada, out = run()
+  chex.assert_shape(codes, (2, 7))
   chex.assert_shape(ada, (2, 3, 5, 2))
-  out = run(AdaINGenerator(32, 3, adain_layers=3, adain_dim=5, out_features=4), jnp.ones((2, 9)), ada)
   chex.assert_shape(out, (2, 32, 32, 3))
   assert float(jnp.max(jnp.abs(out))) <= 1.0
 
