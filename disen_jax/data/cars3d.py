@@ -11,7 +11,10 @@ at 4 elevations x 24 azimuths, the class/content dataset of LORD and disentangle
   (``pip install -e '.[mat]'``).
 
 Domains (paired): ``image`` (resized to ``config.data.resolution``), ``car``, ``elevation`` and
-``azimuth`` (int32). The renders stay in memory as uint8 and are decoded to float32 one at a time.
+``azimuth`` (int32); the last two also as ground truth of ``image`` (``extras["image/elevation"]``,
+``extras["image/azimuth"]``), which stays with the images when ``config.data.domains`` picks
+them alone (e.g. LORD's content-transfer targets). The renders stay in memory as uint8 and are
+decoded to float32 one at a time.
 LORD and disentanglement_lib train and score on every render, so by default the test split is the
 train split (capped by ``num_test``); ``config.data.test_cars = k`` holds the last k cars out as
 the test split instead. A file with the wrong keys, shape or dtype is an error naming it.
@@ -106,4 +109,6 @@ def build(data_config, split: str) -> Dataset:
                       "car": np.int32(car[i]), "elevation": np.int32(elevation[i]),
                       "azimuth": np.int32(azimuth[i])}
   examples = capped(lazy.Examples(range(len(car)), decode, what=f"cars3d {split}"), data_config, split)
-  return Dataset(domains=examples.columns(), paired=True)
+  n = len(examples)  # the first n (capped): ground truth of every image, for evaluators
+  extras = {"image/elevation": elevation[:n].astype(np.int32), "image/azimuth": azimuth[:n].astype(np.int32)}
+  return Dataset(domains=examples.columns(), extras=extras, paired=True)

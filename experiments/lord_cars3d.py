@@ -1,0 +1,238 @@
+"""LORD (Gabbay & Hoshen, ICLR 2020) on Cars3D: leakage probes (Table 2), content transfer
+against the exact renders (Table 1's analogue), Table 3's ablations and two baselines, one run.
+
+Trains, with the library's engine, ``configs/lord_cars3d.py:<--variant>`` (default ``cpu``) and
+the same config with each of ``--rows`` (``autoencoder``: the plain class-conditional autoencoder
+baseline, content from an encoder with no noise or decay; ``amortized``, ``kl``: Table 3's
+ablations) in ``--runs/<row>`` (rerunning resumes), then scores every row with
+``evaluation.class_content`` on the training cars (seen classes) and on the held-out cars
+(unseen), plus the "stage 1 only" ablation (the latent-optimized tables at the end of phase 1 of
+the LORD run, seen classes only: a table has no row for an unseen class) and the copy baseline
+(x_j returned unchanged). Writes to ``--out``:
+
+* ``results.json``: ``{"probe": {"class_from_content", "content_from_class", "class_from_class",
+  "content_from_content", "chance": {"class", "content"}}, "transfer": {"seen": {"l1", "psnr",
+  "ssim"}, "unseen": {...}}, "rows": {row: {"seen": {...}, "unseen": {...}}}, "seconds", ...}``
+  (``probe`` and ``transfer`` are LORD's, through its encoders, as inference runs);
+* ``results.md``: the tables with the paper's numbers beside;
+* ``transfer_seen.png``, ``transfer_unseen.png``: the paper's Fig. 2 grids (row: class image;
+  column: content image).
+
+  python experiments/lord_cars3d.py --out=experiments/results/lord_cars3d
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from configs import lord_cars3d  # noqa: E402  pylint: disable=g-import-not-at-top
+from disen_jax import checkpoint as ckptlib  # noqa: E402  pylint: disable=g-import-not-at-top
+from disen_jax import data as datalib  # noqa: E402  pylint: disable=g-import-not-at-top
+from disen_jax import logging as loglib  # noqa: E402  pylint: disable=g-import-not-at-top
+from disen_jax import methods, train  # noqa: E402  pylint: disable=g-import-not-at-top
+from disen_jax.evaluation import class_content as cc  # noqa: E402  pylint: disable=g-import-not-at-top
+from disen_jax.evaluation.cross_domain import batched  # noqa: E402  pylint: disable=g-import-not-at-top
+from disen_jax.methods import common, lord  # noqa: E402  pylint: disable=g-import-not-at-top
+
+OUT = flags.DEFINE_string("out", os.path.join(ROOT, "experiments", "results", "lord_cars3d"), "results folder")
+RUNS = flags.DEFINE_string("runs", os.path.join(ROOT, "runs", "lord_cars3d"), "training runs (resumed)")
+VARIANT = flags.DEFINE_string("variant", "cpu", "config variant(s) of configs/lord_cars3d.py")
+ROWS = flags.DEFINE_list("rows", ["autoencoder", "amortized", "kl"], "rows beside LORD (config variants)")
+SEEN_CARS = flags.DEFINE_integer("seen_cars", 20, "training cars scored (the first N; probes train on half their images)")
+PROBE_STEPS = flags.DEFINE_integer("probe_steps", 2000, "probe classifier steps")
+NUM_PAIRS = flags.DEFINE_integer("num_pairs", 1024, "transfer pairs per split")
+FROM_JSON = flags.DEFINE_bool("from_json", False, "only rewrite results.md from --out's results.json")
+
+# Gabbay & Hoshen 2020 on Cars3D. Table 2: accuracy of class from content codes (y <- c) and of
+# content from class codes (y -> c), lower is better; Table 1: content transfer LPIPS.
+PAPER = {"lord": {"class_from_content": "< 0.01", "content_from_class": "0.01"},
+         "drnet": {"class_from_content": "0.26", "content_from_class": "0.68"},
+         "lpips": 0.078}
+
+
+class _Params:
+  """A state-like holder of restored params (``common.bind_maps`` reads ``params``, ``stats``)."""
+
+  def __init__(self, params):
+    self.params, self.stats = params, {}
+
+
+def _split(config, split: str, cars: int | None):
+  ds = datalib.build(config.data, split)
+  n = len(ds.extras["x/label"]) if cars is None else min(cars * 96, len(ds.extras["x/label"]))
+  images = np.asarray(ds.domains["x"][:n])
+  labels = ds.extras["x/label"][:n]
+  contents = cc.content_labels(ds.extras["x/elevation"][:n], ds.extras["x/azimuth"][:n])
+  return images, labels, contents
+
+
+def _score(encode, transfer, data, *, seed=0) -> dict:
+  images, labels, contents = data
+  class_codes, content_codes = encode(images)
+  out = cc.leakage_probes(class_codes, content_codes, labels, contents, steps=PROBE_STEPS.value, seed=seed)
+  out.update(cc.transfer_error(transfer, images, labels, contents, num_pairs=NUM_PAIRS.value, seed=seed))
+  return out
+
+
+def _encoder_scores(maps, data) -> dict:
+  encode = lambda images: batched(maps["encode_x"], images, size=256)
+  return _score(encode, maps["transfer_x"], data)
+
+
+def _train(config, workdir: str):
+  config.evals = ()  # scored below, on both splits
+  state, _ = train.train_and_evaluate(config, workdir)
+  return state
+
+
+def _grid(maps, data, path: str) -> None:
+  images, labels, _ = data
+  classes, content = cc.grid_examples(labels, 8, seed=1)
+  grid = cc.transfer_grid(maps["transfer_x"], images[classes], images[content])
+  loglib.save_png(path, loglib.image_grid(list(grid)))
+
+
+def main(argv):
+  del argv
+  out = OUT.value
+  os.makedirs(out, exist_ok=True)
+  if FROM_JSON.value:
+    with open(os.path.join(out, "results.json")) as f, open(os.path.join(out, "results.md"), "w") as g:
+      g.write(markdown(json.load(f)))
+    return
+  start = time.time()
+  base = lord_cars3d.get_config(VARIANT.value)
+  seen = _split(base, "train", SEEN_CARS.value)
+  unseen = _split(base, "test", None)
+  rows, steps = {}, {}
+  for row in ["lord"] + ROWS.value:
+    config = lord_cars3d.get_config(",".join(filter(None, [VARIANT.value, "" if row == "lord" else row])))
+    t0 = time.time()
+    state = _train(config, os.path.join(RUNS.value, row))
+    maps = methods.maps(lord, state, config)
+    rows[row] = {"seen": _encoder_scores(maps, seen), "unseen": _encoder_scores(maps, unseen),
+                 "seconds": time.time() - t0}
+    steps[row] = {"latent": config.phases.latent, "amortize": config.phases.amortize}
+    if row == "lord":
+      _grid(maps, seen, os.path.join(out, "transfer_seen.png"))
+      _grid(maps, unseen, os.path.join(out, "transfer_unseen.png"))
+      # Stage 1 only: the tables and generator at the end of phase 1 (training images only).
+      ckpt = ckptlib.Checkpointer(os.path.join(RUNS.value, row))
+      params = ckpt.restore_arrays(config.phases.latent)["params"]
+      ckpt.close()
+      m1 = common.bind_maps(lord.map_fns, _Params(params), config)
+      images, labels, contents = seen
+      index = np.arange(len(labels))  # the first cars are the first rows of the content table
+      codes = lambda idx: m1["table_codes"](labels[idx], index[idx])
+      lookup = {img.tobytes(): k for k, img in enumerate(images)}
+      def transfer1(a, b):
+        ia = np.array([lookup[np.asarray(v).tobytes()] for v in a])
+        ib = np.array([lookup[np.asarray(v).tobytes()] for v in b])
+        return m1["decode_x"](codes(ia)[0], codes(ib)[1])
+      rows["stage1_only"] = {"seen": _score(lambda _: codes(index), transfer1, seen)}
+  lord_seen, lord_unseen = rows["lord"]["seen"], rows["lord"]["unseen"]
+  pick = lambda d: {m: d[f"transfer_{m}"] for m in ("l1", "psnr", "ssim")}
+  results = {
+      "probe": {"class_from_content": lord_seen["probe_class_from_content"],
+                "content_from_class": lord_seen["probe_content_from_class"],
+                "class_from_class": lord_seen["probe_class_from_class"],
+                "content_from_content": lord_seen["probe_content_from_content"],
+                "chance": {"class": lord_seen["chance_class"], "content": lord_seen["chance_content"]}},
+      "transfer": {"seen": pick(lord_seen), "unseen": pick(lord_unseen)},
+      "copy": {"seen": {m: lord_seen[f"copy_{m}"] for m in ("l1", "psnr", "ssim")},
+               "unseen": {m: lord_unseen[f"copy_{m}"] for m in ("l1", "psnr", "ssim")}},
+      "rows": rows, "steps": steps, "variant": VARIANT.value, "seen_cars": SEEN_CARS.value,
+      "num_pairs": NUM_PAIRS.value, "probe_steps": PROBE_STEPS.value, "paper": PAPER,
+      "seconds": time.time() - start,
+  }
+  with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump(results, f, indent=2, sort_keys=True)
+  with open(os.path.join(out, "results.md"), "w") as f:
+    f.write(markdown(results))
+  print(json.dumps({k: results[k] for k in ("probe", "transfer", "copy")}, indent=2))
+  print(f"wrote {out}")
+
+
+def markdown(r: dict) -> str:
+  f3 = lambda v: f"{v:.3f}"
+  lines = [
+      "# LORD on Cars3D (Gabbay & Hoshen, ICLR 2020)", "",
+      f"`python experiments/lord_cars3d.py --variant={r['variant']}`: config `lord_cars3d.py:{r['variant']}`, "
+      f"steps per phase {r['steps']['lord']}; wall time {r['seconds'] / 60:.1f} min for every row on a shared "
+      "2-core CPU. Seen classes: the first "
+      f"{r['seen_cars']} training cars; unseen: the 20 held-out cars. Probes: an MLP trained on half of "
+      f"a split's images' codes ({r['probe_steps']} steps), tested on the other half; transfer: "
+      f"{r['num_pairs']} random pairs of different cars, generated against the exact render.", "",
+      "## Leakage probes (Table 2)", "",
+      "Accuracy on the probe-test half; *chance*: always answering the probe-train half's most "
+      "common label (below 1/K with balanced labels: 1/20 = 0.050 for 20 cars, 1/96 = 0.010 for "
+      "the 4 x 24 poses). Lower is better in the first two columns; the matching-code columns "
+      "show that the probe can learn.", "",
+      "| row | split | class from content (y <- c) | content from class (y -> c) | class from class | "
+      "content from content | chance class / content |", "|---|---|---|---|---|---|---|"]
+  for name, row in r["rows"].items():
+    for split in ("seen", "unseen"):
+      s = row.get(split)
+      if s:
+        lines.append(f"| {name} | {split} | {f3(s['probe_class_from_content'])} | "
+                     f"{f3(s['probe_content_from_class'])} | {f3(s['probe_class_from_class'])} | "
+                     f"{f3(s['probe_content_from_content'])} | {f3(s['chance_class'])} / "
+                     f"{f3(s['chance_content'])} |")
+  lines += [f"| paper: LORD | train | {PAPER['lord']['class_from_content']} | {PAPER['lord']['content_from_class']} | | | |",
+            f"| paper: DrNet | train | {PAPER['drnet']['class_from_content']} | {PAPER['drnet']['content_from_class']} | | | |",
+            "", "## Content transfer against the exact render (Table 1's analogue)", "",
+            "L1 (pixels in [-1, 1], lower is better), PSNR (dB) and SSIM (higher is better). The paper "
+            f"reports LPIPS ({PAPER['lpips']} for LORD on Cars3D), which needs pretrained weights we "
+            "cannot load here: not computed.", "",
+            "| row | seen L1 | seen PSNR | seen SSIM | unseen L1 | unseen PSNR | unseen SSIM |",
+            "|---|---|---|---|---|---|---|"]
+  for name, row in [*r["rows"].items(), ("copy x_j (baseline)", {k: {f"transfer_{m}": v for m, v in d.items()}
+                                                                   for k, d in r["copy"].items()})]:
+    cells = []
+    for split in ("seen", "unseen"):
+      s = row.get(split)
+      cells += [f3(s[f"transfer_{m}"]) if s else "n/a" for m in ("l1", "psnr", "ssim")]
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  rows = r["rows"]
+  lines += ["", "Rows: `lord` (both phases, codes from the encoders, as inference runs), `stage1_only` "
+            "(the tables at the end of phase 1, training images only: a table has no row for an "
+            "unseen car), `autoencoder` (the baseline: content from an encoder, no noise or decay), "
+            "`amortized` / `kl` (Table 3's ablations, when run); `copy x_j` returns the content "
+            "image unchanged.", "", "## Reading", ""]
+  lord_s, lord_u = rows["lord"]["seen"], rows["lord"]["unseen"]
+  lines.append(
+      f"Transfer: LORD beats the copy baseline on seen cars (L1 {f3(lord_s['transfer_l1'])} vs "
+      f"{f3(lord_s['copy_l1'])}) and on unseen cars (L1 {f3(lord_u['transfer_l1'])} vs "
+      f"{f3(lord_u['copy_l1'])})" + (
+          f", and the autoencoder baseline (L1 {f3(rows['autoencoder']['seen']['transfer_l1'])} seen, "
+          f"{f3(rows['autoencoder']['unseen']['transfer_l1'])} unseen)." if "autoencoder" in rows else "."))
+  leak = lord_s["probe_class_from_content"] * r["seen_cars"]
+  lines.append(
+      "" + f"\nLeakage: the class is still readable from LORD's content codes at "
+      f"{f3(lord_s['probe_class_from_content'])} on seen cars ({leak:.1f}x the 1/{r['seen_cars']} chance; the "
+      "paper: < 0.01 at chance), so the aim of 2x chance is **not reached** at this budget. "
+      + (f"The phase-1 tables leak less ({f3(rows['stage1_only']['seen']['probe_class_from_content'])}) "
+         "than the encoder that regresses them, " if "stage1_only" in rows else "")
+      + (f"and the autoencoder without noise or decay leaks far more "
+         f"({f3(rows['autoencoder']['seen']['probe_class_from_content'])}): " if "autoencoder" in rows else "")
+      + "the regularization acts in the paper's direction. The :cpu run shows the networks under 1% "
+      "of the paper's image presentations (1,300 steps of 32 images at 32 px on 20 cars, against "
+      "200 epochs per phase of 15,648 images at 64 px). Our guess: content rows start random (no "
+      "class in them), take up class information from the generator's gradient while the class "
+      "rows are still weak, and only long training lets the class rows take it over and the decay "
+      "wash it out; the encoder regressing the rows then learns the class too (its probe is higher "
+      "than the rows'). "
+      "Content from class codes is near chance for every row, as the paper.")
+  lines += ["", "![seen](transfer_seen.png) ![unseen](transfer_unseen.png)", ""]
+  return "\n".join(lines)
+
+
+if __name__ == "__main__":
+  app.run(main)
