@@ -36,6 +36,8 @@ EVAL_KEYS = {
     "uncoop_facades": {"cycle_psnr/v2c2v", "cycle_ssim/v2c2v", "cycle_psnr/c2v2c", "cycle_ssim/c2v2c"},
     "cross_domain_mnist": _RECALL | {f"analogy_error{c}/{d}" for c in ("", "_copy") for d in "xy"},
     "cross_domain_facades": _RECALL,
+    "semisup_mnist": {"generator_error", "classifier_accuracy", "encoder_accuracy",
+                      "reconstruction_mse/x", "reconstruction_psnr/x"},
 }
 
 
