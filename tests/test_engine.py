@@ -39,6 +39,8 @@ EVAL_KEYS = {
     "lord_cars3d": {f"probe_{a}_from_{b}" for a in ("class", "content") for b in ("class", "content")}
                    | {"chance_class", "chance_content"} | {f"{p}_{m}" for p in ("transfer", "copy")
                                                             for m in ("l1", "psnr", "ssim")},
+    "semisup_mnist": {"generator_error", "classifier_accuracy", "encoder_accuracy",
+                      "reconstruction_mse/x", "reconstruction_psnr/x"},
 }
 
 
