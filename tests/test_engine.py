@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from disen_jax import checkpoint as ckptlib
-from disen_jax import config_lib, evaluation
+from disen_jax import config_lib, evaluation, methods
 from disen_jax import data as datalib
 from disen_jax import train
 from disen_jax.data import synthetic
@@ -36,6 +36,7 @@ EVAL_KEYS = {
     "uncoop_facades": {"cycle_psnr/v2c2v", "cycle_ssim/v2c2v", "cycle_psnr/c2v2c", "cycle_ssim/c2v2c"},
     "cross_domain_mnist": _RECALL | {f"analogy_error{c}/{d}" for c in ("", "_copy") for d in "xy"},
     "cross_domain_facades": _RECALL,
+    "ost_mnist": {"classifier_accuracy/b", "translation_accuracy/a2b"},
 }
 
 
@@ -71,7 +72,9 @@ def test_test_variant_trains_on_8_devices(name, tmp_path, num_devices):
   assert set(final) == EVAL_KEYS[name]
   if config.data.source != "synthetic":  # vectors have no sample grids
     assert glob.glob(os.path.join(workdir, "samples", "*.png"))
-  assert [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))] == [config.num_steps]
+  sched = train.schedule(methods.spec(methods.get(config.method), config), config)
+  saved = {config.num_steps} | {sched.end(k) for k in range(len(sched.phases))}  # and every phase's end
+  assert sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))) == sorted(saved)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
