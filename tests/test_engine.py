@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from disen_jax import checkpoint as ckptlib
-from disen_jax import config_lib, evaluation
+from disen_jax import config_lib, evaluation, methods
 from disen_jax import data as datalib
 from disen_jax import train
 from disen_jax.data import synthetic
@@ -41,6 +41,7 @@ EVAL_KEYS = {
                                                             for m in ("l1", "psnr", "ssim")},
     "semisup_mnist": {"generator_error", "classifier_accuracy", "encoder_accuracy",
                       "reconstruction_mse/x", "reconstruction_psnr/x"},
+    "ost_mnist": {"classifier_accuracy/b", "translation_accuracy/a2b"},
 }
 
 
@@ -78,6 +79,9 @@ def test_test_variant_trains_on_8_devices(name, tmp_path, num_devices):
     assert glob.glob(os.path.join(workdir, "samples", "*.png"))
   # One checkpoint at the end (phased methods also keep each phase's end).
   assert max(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))) == config.num_steps
+  sched = train.schedule(methods.spec(methods.get(config.method), config), config)
+  saved = {config.num_steps} | {sched.end(k) for k in range(len(sched.phases))}  # and every phase's end
+  assert sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))) == sorted(saved)
 
 
 @pytest.mark.parametrize("name", CONFIGS)

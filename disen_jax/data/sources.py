@@ -3,6 +3,7 @@
 from disen_jax.data import cars3d  # noqa: F401
 from disen_jax.data import colored_mnist  # noqa: F401
 from disen_jax.data import folders  # noqa: F401
+from disen_jax.data import photo_mnist  # noqa: F401
 from disen_jax.data import pix2pix  # noqa: F401
 from disen_jax.data import synthetic  # noqa: F401
 from disen_jax.data import synthfaces  # noqa: F401
