@@ -36,6 +36,11 @@ EVAL_KEYS = {
     "uncoop_facades": {"cycle_psnr/v2c2v", "cycle_ssim/v2c2v", "cycle_psnr/c2v2c", "cycle_ssim/c2v2c"},
     "cross_domain_mnist": _RECALL | {f"analogy_error{c}/{d}" for c in ("", "_copy") for d in "xy"},
     "cross_domain_facades": _RECALL,
+    "content_transfer_faces": {f"{m}{s}" for m in ("transfer", "removal")
+                               for s in ("_psnr", "_ssim", "_psnr_copy", "_ssim_copy")}
+                              | {"removal_p_glasses", "transfer_p_glasses", "glasses_accuracy",
+                                 "identity_r2_transfer", "identity_r2_removal", "identity_r2_renders",
+                                 "reconstruction_psnr_a", "reconstruction_psnr_b"},
 }
 
 
