@@ -42,6 +42,11 @@ EVAL_KEYS = {
     "semisup_mnist": {"generator_error", "classifier_accuracy", "encoder_accuracy",
                       "reconstruction_mse/x", "reconstruction_psnr/x"},
     "ost_mnist": {"classifier_accuracy/b", "translation_accuracy/a2b"},
+    "content_transfer_faces": {f"{m}{s}" for m in ("transfer", "removal")
+                               for s in ("_psnr", "_ssim", "_psnr_copy", "_ssim_copy")}
+                              | {"removal_p_glasses", "transfer_p_glasses", "glasses_accuracy",
+                                 "identity_r2_transfer", "identity_r2_removal", "identity_r2_renders",
+                                 "reconstruction_psnr_a", "reconstruction_psnr_b"},
 }
 
 

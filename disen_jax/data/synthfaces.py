@@ -400,11 +400,13 @@ def _render_chunk(f, sl, domain, res):
 # ---------------------------------------------------------------------------------------------
 # The registered source.
 
-_STREAMS = {("train", "v"): 1, ("train", "c"): 2, ("test", "v"): 3, ("test", "c"): 4}
+_STREAMS = {("train", "v"): 1, ("train", "c"): 2, ("test", "v"): 3, ("test", "c"): 4,
+            ("train", "a"): 5, ("train", "b"): 6, ("test", "a"): 8, ("test", "b"): 9}
 
 
 def stream_seed(seed: int, split: str, domain: str) -> int:
-  """The ``sample_factors`` seed of one (split, domain) stream: four disjoint streams per seed."""
+  """The ``sample_factors`` seed of one (split, domain) stream: disjoint streams per seed (domains
+  ``v``, ``c`` of ``synthfaces``; ``a``, ``b`` of ``synthfaces_glasses``)."""
   return int(_hash(seed, _STREAMS[split, domain]) >> np.uint64(2))
 
 
@@ -432,4 +434,37 @@ def build(data_config, split: str) -> Dataset:
     extras.update({f"{dom}/{k}": val for k, val in f.items()})
     extras[f"{dom}/expression"] = expression_vector(f)
     extras[f"{dom}/lighting"] = lighting_vector(f)
+  return Dataset(domains=domains, extras=extras)
+
+
+@register("synthfaces_glasses", resolution=64, num_a=4000, num_b=4000, num_test=500,
+          num_identities=100, render="c", textures=True)
+def build_glasses(data_config, split: str) -> Dataset:
+  """Unpaired faces without glasses (domain ``a``) and with them (``b``), the setting of Press et
+  al.'s content transfer, with every factor as ``a/<key>``, ``b/<key>`` in ``extras``: swapping
+  ``glasses`` re-renders the exact ground truth of adding or removing them.
+
+  ``config.data.render``: ``"c"`` (flat renders on black) or ``"v"`` (photos: lighting,
+  backgrounds, sensor noise). Every other factor is drawn as in ``synthfaces``, from streams of
+  their own (``num_identities`` actors shared by every split)."""
+  if split not in ("train", "test"):
+    raise DataError(f"unknown split {split!r}; expected 'train' or 'test'")
+  d = data_config
+  if d.render not in DOMAINS:
+    raise DataError(f"config.data.render={d.render!r}: expected one of {DOMAINS}")
+  sizes = ({"a": ("num_a", d.num_a), "b": ("num_b", d.num_b)} if split == "train"
+           else {dom: ("num_test", d.num_test) for dom in ("a", "b")})
+  for name, val, lo in (("seed", d.seed, 0), ("resolution", d.resolution, 16),
+                        ("num_identities", d.num_identities, 1), *((k, n, 1) for k, n in sizes.values())):
+    if not isinstance(val, (int, np.integer)) or val < lo:
+      raise DataError(f"config.data.{name}={val!r} must be an integer >= {lo}")
+  if d.resolution % 8:
+    raise DataError(f"config.data.resolution={d.resolution} must be a multiple of 8")
+  textures = bool(d.textures) and textures_available()
+  domains, extras = {}, {}
+  for dom, (_, n) in sizes.items():
+    f = sample_factors(n, seed=stream_seed(d.seed, split, dom), num_identities=d.num_identities,
+                       glasses_prob=float(dom == "b"), textures=textures)
+    domains[dom] = render(f, d.render, d.resolution)
+    extras.update({f"{dom}/{k}": val for k, val in f.items()})
   return Dataset(domains=domains, extras=extras)
