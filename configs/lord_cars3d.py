@@ -2,7 +2,7 @@
 
 ``get_config()`` is the paper's setting for an accelerator: 64 px, full widths (class 256,
 content 128, AdaIN 4 x 256, encoders 64..256), batch 64, the last 20 of the 183 cars held out
-(163 training cars, as the paper), 200 epochs per phase (17,568 - 1,920 images / 64 = 245 steps
+(163 training cars, as the paper), 200 epochs per phase (15,648 images / 64 = 244 steps
 an epoch). Variants (comma-separated):
 
 * ``cpu``: 32 px, narrow networks and a budget for a 2-core CPU (see the numbers below);

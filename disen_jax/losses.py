@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import dm_pix as pix
 import jax
 import jax.numpy as jnp
 import optax
@@ -56,7 +57,6 @@ def ms_ssim(*, pred, target, scales: int = 3, filter_size: int = 11):
   average pooling of the previous) of ``dm_pix.ssim``'s mean, at the scales whose side is at
   least ``filter_size`` (always the first). A simplified MS-SSIM: equal weights per scale, the
   full SSIM at each (Wang et al. use contrast-structure only below the coarsest)."""
-  import dm_pix as pix  # pylint: disable=g-import-not-at-top
   a, b, values = (pred + 1.0) / 2.0, (target + 1.0) / 2.0, []
   for s in range(scales):
     if s and min(a.shape[1:3]) < filter_size:

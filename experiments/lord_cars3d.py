@@ -164,7 +164,8 @@ def markdown(r: dict) -> str:
   f3 = lambda v: f"{v:.3f}"
   lines = [
       "# LORD on Cars3D (Gabbay & Hoshen, ICLR 2020)", "",
-      f"`python experiments/lord_cars3d.py --variant={r['variant']}`: config `lord_cars3d.py:{r['variant']}`, "
+      f"`python experiments/lord_cars3d.py --variant={r['variant']} --rows="
+      f"{','.join(k for k in r['rows'] if k not in ('lord', 'stage1_only'))}`: config `lord_cars3d.py:{r['variant']}`, "
       f"steps per phase {r['steps']['lord']}; wall time {r['seconds'] / 60:.1f} min for every row on a shared "
       "2-core CPU. Seen classes: the first "
       f"{r['seen_cars']} training cars; unseen: the 20 held-out cars. Probes: an MLP trained on half of "

@@ -12,7 +12,7 @@ at 4 elevations x 24 azimuths, the class/content dataset of LORD and disentangle
 
 Domains (paired): ``image`` (resized to ``config.data.resolution``), ``car``, ``elevation`` and
 ``azimuth`` (int32); the last two also as ground truth of ``image`` (``extras["image/elevation"]``,
-``extras["image/azimuth"]``), which stays with the images when ``config.data.domains`` picks
+``extras["image/azimuth"]``), which stay with the images when ``config.data.domains`` picks
 them alone (e.g. LORD's content-transfer targets). The renders stay in memory as uint8 and are
 decoded to float32 one at a time.
 LORD and disentanglement_lib train and score on every render, so by default the test split is the
