@@ -111,7 +111,7 @@ class Checkpointer:
     if data_iterator is not None:
       items["data"] = DataSave(data_iterator)
     try:
-      with _orbax_errors_unlogged():
+      with _orbax_unlogged():
         self.manager.save(step, args=ocp.args.Composite(**items), force=True)
         self.manager.wait_until_finished()
     except Exception as e:  # pylint: disable=broad-except  (any failure: the same words, the same cleanup)
@@ -168,7 +168,8 @@ class Checkpointer:
     if (epath.Path(self.directory) / str(step) / "default").exists():
       return None  # the legacy layout: restore() tells
     try:
-      metadata = self.manager.item_metadata(step)["state"]
+      with _orbax_unlogged():
+        metadata = self.manager.item_metadata(step)["state"]
     except Exception as e:  # pylint: disable=broad-except
       _silence_closed_loop_echoes()
       return _reason(e)
@@ -240,10 +241,11 @@ class Checkpointer:
 
 
 @contextlib.contextmanager
-def _orbax_errors_unlogged():
+def _orbax_unlogged():
   """orbax logs each failed write of a save at ERROR from its threads (a full disk: one line
-  per array, hundreds of characters each) and then raises; ``save`` reports the failure in
-  words, so while it waits only fatal absl records are printed."""
+  per array, hundreds of characters each) and a missing ``_METADATA`` at WARNING, then raises
+  or returns nothing; the caller reports the failure in words, so meanwhile only fatal absl
+  records are printed."""
   verbosity = absl_logging.get_verbosity()
   absl_logging.set_verbosity(absl_logging.FATAL)
   try:

@@ -7,6 +7,7 @@ whose programs the suite's XLA cache already holds).
 """
 import errno
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -82,7 +83,8 @@ BREAK = {
 
 
 @pytest.mark.parametrize("how", sorted(BREAK))
-def test_a_broken_newest_checkpoint_is_moved_aside_and_the_previous_restores(how, tmp_path, capfd):
+def test_a_broken_newest_checkpoint_is_moved_aside_and_the_previous_restores(how, tmp_path, capfd,
+                                                                             caplog):
   _saved(tmp_path).close()
   BREAK[how](tmp_path / "checkpoints" / "3")
   capfd.readouterr()
@@ -95,6 +97,7 @@ def test_a_broken_newest_checkpoint_is_moved_aside_and_the_previous_restores(how
   out = capfd.readouterr()
   lines = (out.out + out.err).strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("warning: checkpoint ") and "3.corrupt" in lines[0]
+  assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_when_no_checkpoint_restores_one_error_names_the_folder_and_nothing_moves(tmp_path):
