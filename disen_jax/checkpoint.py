@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import errno
 import json
+import logging
 import os
 import shutil
 import sys
@@ -95,6 +96,7 @@ class Checkpointer:
   """Saves the state pytree (and the data iterator) under ``workdir/checkpoints/<step>``."""
 
   def __init__(self, workdir: str, *, max_to_keep: int = 3):
+    _silence_closed_loop_echoes()
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     self.manager = ocp.CheckpointManager(
         self.directory, item_handlers={"state": _state_handler(), "data": DataHandler()},
@@ -262,8 +264,10 @@ def _silence_closed_loop_echoes() -> None:
   """After a read or write failed, tensorstore's other operations of that orbax call finish later
   and call back into orbax's event loop, closed by then: each callback's ``RuntimeError: Event
   loop is closed`` reached the terminal (hundreds of tracebacks burying the one real cause,
-  which ``_reason`` reports). Only those echoes are dropped; every other error is printed as
-  before."""
+  which ``_reason`` reports), and at exit asyncio logged each failed write again ("exception
+  was never retrieved"). Installed with the first ``Checkpointer`` (the echoes can come before
+  orbax raises); only those echoes are dropped, every other error is printed as before."""
+  logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # "exception was never retrieved" (idem)
   if getattr(sys.unraisablehook, "drops_closed_loop_echoes", False):
     return
   unraisable, excepthook = sys.unraisablehook, sys.excepthook
