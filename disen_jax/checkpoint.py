@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import errno
 import json
+import logging
 import os
 import shutil
 import sys
@@ -95,6 +96,7 @@ class Checkpointer:
   """Saves the state pytree (and the data iterator) under ``workdir/checkpoints/<step>``."""
 
   def __init__(self, workdir: str, *, max_to_keep: int = 3):
+    _silence_closed_loop_echoes()
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     self.manager = ocp.CheckpointManager(
         self.directory, item_handlers={"state": _state_handler(), "data": DataHandler()},
@@ -111,7 +113,7 @@ class Checkpointer:
     if data_iterator is not None:
       items["data"] = DataSave(data_iterator)
     try:
-      with _orbax_errors_unlogged():
+      with _orbax_unlogged():
         self.manager.save(step, args=ocp.args.Composite(**items), force=True)
         self.manager.wait_until_finished()
     except Exception as e:  # pylint: disable=broad-except  (any failure: the same words, the same cleanup)
@@ -168,7 +170,8 @@ class Checkpointer:
     if (epath.Path(self.directory) / str(step) / "default").exists():
       return None  # the legacy layout: restore() tells
     try:
-      metadata = self.manager.item_metadata(step)["state"]
+      with _orbax_unlogged():
+        metadata = self.manager.item_metadata(step)["state"]
     except Exception as e:  # pylint: disable=broad-except
       _silence_closed_loop_echoes()
       return _reason(e)
@@ -240,10 +243,11 @@ class Checkpointer:
 
 
 @contextlib.contextmanager
-def _orbax_errors_unlogged():
+def _orbax_unlogged():
   """orbax logs each failed write of a save at ERROR from its threads (a full disk: one line
-  per array, hundreds of characters each) and then raises; ``save`` reports the failure in
-  words, so while it waits only fatal absl records are printed."""
+  per array, hundreds of characters each) and a missing ``_METADATA`` at WARNING, then raises
+  or returns nothing; the caller reports the failure in words, so meanwhile only fatal absl
+  records are printed."""
   verbosity = absl_logging.get_verbosity()
   absl_logging.set_verbosity(absl_logging.FATAL)
   try:
@@ -260,8 +264,10 @@ def _silence_closed_loop_echoes() -> None:
   """After a read or write failed, tensorstore's other operations of that orbax call finish later
   and call back into orbax's event loop, closed by then: each callback's ``RuntimeError: Event
   loop is closed`` reached the terminal (hundreds of tracebacks burying the one real cause,
-  which ``_reason`` reports). Only those echoes are dropped; every other error is printed as
-  before."""
+  which ``_reason`` reports), and at exit asyncio logged each failed write again ("exception
+  was never retrieved"). Installed with the first ``Checkpointer`` (the echoes can come before
+  orbax raises); only those echoes are dropped, every other error is printed as before."""
+  logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # "exception was never retrieved" (idem)
   if getattr(sys.unraisablehook, "drops_closed_loop_echoes", False):
     return
   unraisable, excepthook = sys.unraisablehook, sys.excepthook

@@ -75,7 +75,7 @@ RANGES = {
     "data.num_threads": "[0, inf)", "data.prefetch": "[0, inf)", "data.*_prob": "[0, 1]",
     # fields that several methods share
     "history_size": "[0, inf)", "optim.lr": "(0, inf)", "optim.*_lr": "(0, inf)",
-    "optim.term_lr.*": "[0, inf)", "optim.b1": "[0, 1)", "optim.b2": "[0, 1)",
+    "optim.lr_*": "(0, inf)", "optim.term_lr.*": "[0, inf)", "optim.b1": "[0, 1)", "optim.b2": "[0, 1)",
     "optim.hold_fraction": "[0, 1]", "loss.*": "[0, inf)", "model.*features": "(0, inf)",
     "model.*_channels": "[0, inf)", "model.num_*": "[0, inf)", "model.dropout": "[0, 1)",
     "model.*momentum": "[0, 1]",

@@ -68,7 +68,8 @@ def main(argv):
   except train.Interrupted as e:
     message, code = str(e), 130
   except KeyboardInterrupt:
-    message, code = "interrupted (SIGINT): the newest checkpoint is kept; rerun the same command to resume", 130
+    message = "interrupted (SIGINT): the newest checkpoint is kept; rerun the same command to resume"
+    code = 130
   except errors.Error as e:  # the library's own: a user's mistake, one line
     message, code = f"error: {e}", 1
   except OSError as e:  # the machine's (a full disk, a permission): one line naming the file

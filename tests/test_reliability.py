@@ -7,6 +7,7 @@ whose programs the suite's XLA cache already holds).
 """
 import errno
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -82,7 +83,8 @@ BREAK = {
 
 
 @pytest.mark.parametrize("how", sorted(BREAK))
-def test_a_broken_newest_checkpoint_is_moved_aside_and_the_previous_restores(how, tmp_path, capfd):
+def test_a_broken_newest_checkpoint_is_moved_aside_and_the_previous_restores(how, tmp_path, capfd,
+                                                                             caplog):
   _saved(tmp_path).close()
   BREAK[how](tmp_path / "checkpoints" / "3")
   capfd.readouterr()
@@ -95,6 +97,7 @@ def test_a_broken_newest_checkpoint_is_moved_aside_and_the_previous_restores(how
   out = capfd.readouterr()
   lines = (out.out + out.err).strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("warning: checkpoint ") and "3.corrupt" in lines[0]
+  assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_when_no_checkpoint_restores_one_error_names_the_folder_and_nothing_moves(tmp_path):
@@ -118,8 +121,9 @@ def test_a_checkpoint_of_another_structure_is_an_error_not_corruption(tmp_path):
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2", "3"]
 
 
-def test_a_failed_save_says_why_and_keeps_the_earlier_checkpoints(tmp_path, monkeypatch):
+def test_a_failed_save_says_why_and_keeps_the_earlier_checkpoints(tmp_path, monkeypatch, capfd):
   ckpt = _saved(tmp_path, steps=(1, 2))
+  capfd.readouterr()
 
   def full(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path))
@@ -130,6 +134,8 @@ def test_a_failed_save_says_why_and_keeps_the_earlier_checkpoints(tmp_path, monk
     ckpt.save(3, _state(3), _iterator())
   assert str(e.value).startswith(f"checkpoint at step 3 not written: no space left on device "
                                  f"({tmp_path}/checkpoints/3)")
+  out = capfd.readouterr()
+  assert out.out + out.err == ""  # the error says it all: orbax's own ERROR records are not printed
   monkeypatch.undo()
   ckpt.close()
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]  # no half-written step 3
