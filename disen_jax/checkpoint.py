@@ -92,6 +92,13 @@ def _state_handler() -> ocp.PyTreeCheckpointHandler:
   return ocp.PyTreeCheckpointHandler(type_handler_registry=registry)
 
 
+def has_checkpoints(workdir: str) -> bool:
+  """Whether ``workdir/checkpoints`` holds a step folder, without creating anything (the engine
+  asks before its checks of the data and evaluators, which must leave a new workdir empty)."""
+  directory = epath.Path(workdir) / "checkpoints"
+  return directory.exists() and any(p.name.isdigit() for p in directory.iterdir())
+
+
 class Checkpointer:
   """Saves the state pytree (and the data iterator) under ``workdir/checkpoints/<step>``."""
 

@@ -419,15 +419,13 @@ def train_and_evaluate(config, workdir: str, *, interrupt_at_step: int | None = 
   check_config(config, jax.device_count())
   with contextlib.ExitStack() as stack:  # closed in reverse: input pipeline, writer, checkpointer, lock
     stack.enter_context(workdirlib.Lock(workdir))
-    ckpt = ckptlib.Checkpointer(workdir)
-    stack.callback(ckpt.close)
-    diff = workdirlib.check_config(workdir, config, strict=ckpt.latest_step() is not None,
+    diff = workdirlib.check_config(workdir, config, strict=ckptlib.has_checkpoints(workdir),
                                    extra_safe=getattr(method, "RESUME_SAFE", ()))
-    return _train_and_evaluate(config, workdir, spec, ckpt, diff, stack,
+    return _train_and_evaluate(config, workdir, spec, diff, stack,
                                interrupt_at_step=interrupt_at_step, datasets=datasets)
 
 
-def _train_and_evaluate(config, workdir: str, spec, ckpt, diff: dict, stack: contextlib.ExitStack,
+def _train_and_evaluate(config, workdir: str, spec, diff: dict, stack: contextlib.ExitStack,
                         *, interrupt_at_step, datasets):
   train_ds, test_ds = datasets or (datalib.build(config.data, "train"),
                                    datalib.build(config.data, "test"))
@@ -437,6 +435,8 @@ def _train_and_evaluate(config, workdir: str, spec, ckpt, diff: dict, stack: con
   if not config.evals:
     print("note: config.evals is empty: this run is not evaluated", flush=True)
 
+  ckpt = ckptlib.Checkpointer(workdir)  # after the checks: it creates checkpoints/
+  stack.callback(ckpt.close)
   data_iter = datalib.iterator(training.batches, config.data)
   stack.callback(data_iter.close)  # its prefetch threads
   state, entered = training.state, 0
