@@ -55,7 +55,7 @@ def test_shapes_and_maps(setup):
 
 def test_confusion_loss_labels():
   zero = jnp.zeros(3)
-  assert ct.confusion_loss(logits_a=zero, logits_b=zero, encoder_side=True) == pytest.approx(np.log(2))
+  assert ct.confusion_loss(logits_a=zero, logits_b=zero, encoder_side=True) == pytest.approx(2 * np.log(2))
   big = jnp.full(3, 30.0)
   # The encoder wants both domains' codes called b; the discriminator a's called a.
   assert ct.confusion_loss(logits_a=big, logits_b=big, encoder_side=True) < 1e-6

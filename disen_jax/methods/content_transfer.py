@@ -178,11 +178,12 @@ def decode(nets, params, common_code, separate_code=None, *, config):
 
 
 def confusion_loss(*, logits_a, logits_b, encoder_side: bool):
-  """Binary cross-entropy of the code discriminator (label 1 = domain ``b``). The encoder's side
-  labels both domains ``b`` (the official code's label flip); the discriminator's the truth."""
+  """Binary cross-entropy of the code discriminator (label 1 = domain ``b``), summed over the two
+  domains as the official code does. The encoder's side labels both domains ``b`` (the official
+  code's label flip); the discriminator's the truth."""
   label_a = 1.0 if encoder_side else 0.0
-  return 0.5 * (losses.bce_with_logits(logits=logits_a, labels=jnp.full_like(logits_a, label_a))
-                + losses.bce_with_logits(logits=logits_b, labels=jnp.ones_like(logits_b)))
+  return (losses.bce_with_logits(logits=logits_a, labels=jnp.full_like(logits_a, label_a))
+          + losses.bce_with_logits(logits=logits_b, labels=jnp.ones_like(logits_b)))
 
 
 def autoencoder_loss(ae, disc, batch, *, config):
