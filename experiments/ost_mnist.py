@@ -156,7 +156,9 @@ def main(_):
   if not os.path.isdir(os.path.join(first_dir, "checkpoints")) or not os.listdir(os.path.join(first_dir, "checkpoints")):
     train.train_and_evaluate(first, first_dir)
   from disen_jax import data as datalib  # pylint: disable=g-import-not-at-top
-  num_a_all = datalib.build(base.data, "train").sizes()["a"]
+  every_a = base.data.copy_and_resolve_references()
+  every_a.num_a = 0
+  num_a_all = datalib.build(every_a, "train").sizes()["a"]
   acc, classifier = {}, None
   for p in POINTS.value:
     acc[p] = {m: [] for m in METHODS}
