@@ -40,7 +40,8 @@ def classifier(config, workdir: str | None):
   cache_dir = ev.cache_dir or (workdir and os.path.join(workdir, "eval_cache"))
   if not cache_dir:
     return metrics.train_classifier(images, labels, num_classes, **kwargs)
-  name = (f"classifier_{str(d.source).replace('/', '_')}_{ev.target}_{d.resolution}px_seed{d.seed}_"
+  domain = dict(d.domains or {}).get(ev.target, ev.target)  # the source's name: methods that rename share it
+  name = (f"classifier_{str(d.source).replace('/', '_')}_{domain}_{d.resolution}px_seed{d.seed}_"
           f"n{len(images)}_{ev.classifier_steps}steps_w{ev.classifier_width}.msgpack")
   return metrics.get_or_train_classifier(os.path.join(cache_dir, name), images, labels, num_classes,
                                          **kwargs)

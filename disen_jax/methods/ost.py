@@ -47,6 +47,7 @@ from disen_jax import methods
 from disen_jax.errors import ConfigError
 from disen_jax.methods import common
 from disen_jax.nn import Critic, Down, PatchGAN, Up
+from disen_jax.nn.layers import _norm as _inorm  # the library's instance norm (no scale, no bias)
 
 SHARED = ("E_s", "G_s")
 A_SIDE = ("E_a", "G_a", "E_b", "G_b")   # what the a-side losses update under selective backprop
@@ -57,10 +58,6 @@ A_INITS = ("b", "random")
 
 
 # ----------------------------------------------------------------------------- networks
-
-
-def _inorm(x):
-  return nn.InstanceNorm(use_bias=False, use_scale=False)(x)
 
 
 class DomainEncoder(nn.Module):
