@@ -82,8 +82,7 @@ def test_test_variant_trains_on_8_devices(name, tmp_path, num_devices):
   assert set(final) == EVAL_KEYS[name]
   if config.data.source != "synthetic":  # vectors have no sample grids
     assert glob.glob(os.path.join(workdir, "samples", "*.png"))
-  # One checkpoint at the end (phased methods also keep each phase's end).
-  assert max(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))) == config.num_steps
+  # One checkpoint at the end
   sched = train.schedule(methods.spec(methods.get(config.method), config), config)
   saved = {config.num_steps} | {sched.end(k) for k in range(len(sched.phases))}  # and every phase's end
   assert sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))) == sorted(saved)
