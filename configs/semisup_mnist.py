@@ -90,10 +90,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.batch_size = 8
     c.model.width = 0.125
     c.loss.ramp_steps = 2
-    c.eval.semisup.per_class = 4
+    # Every map call on batches of 10 (one compiled program per map): 10 classes, 10 shown.
+    c.num_samples = 10
+    c.eval.semisup.per_class = 2
     c.eval.semisup.classifier_steps = 5
-    c.eval.semisup.batch_size = 40
-    c.eval.semisup.num_show = 4
-    c.eval.semisup.interp_steps = 3
-    c.eval.reconstruction.num_examples = 16
+    c.eval.semisup.batch_size = 10
+    c.eval.semisup.num_show = 10
+    c.eval.semisup.interp_steps = 10
+    c.eval.reconstruction.num_examples = 10
+    c.eval.reconstruction.batch_size = 10
   return c
