@@ -41,6 +41,8 @@ LABELS = flags.DEFINE_list("labels", ["100", "50", "20"], "Numbers of labelled t
 SEEDS = flags.DEFINE_list("seeds", ["0"], "Seeds (model, data order and which digits are labelled).")
 VARIANT = flags.DEFINE_string("variant", "cpu", "Config variant(s); '' = the paper's setting.")
 STEPS = flags.DEFINE_integer("steps", None, "Override config.num_steps.")
+COLLECT = flags.DEFINE_bool("collect_only", False, "Train nothing: report every run's newest evaluation "
+                            "(a run stopped early reports the step it reached).")
 
 # Table II of the paper: generator error (%) mean +- std, and the encoder accuracy it reports.
 PAPER = {"generator_error": {"20": "6.29 +- 4.08", "50": "1.09 +- 0.89", "100": "0.66 +- 0.17"},
@@ -59,11 +61,23 @@ def make_config(labels: int, seed: int):
   return config
 
 
+def newest_eval(workdir: str) -> dict:
+  """The newest eval line of a run's metrics.jsonl (a run stopped before its end)."""
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  rows = [r for r in rows if r["split"] == "eval"]
+  if not rows:
+    raise ValueError(f"{workdir}: no evaluation yet")
+  return {k: v for k, v in rows[-1].items() if k != "split"}
+
+
 def run(labels: int, seed: int) -> tuple[dict, float, str]:
-  """The final evaluation of one run (trained now or earlier), its training seconds, its workdir."""
+  """The final evaluation of one run (trained now or earlier; with --collect_only its newest),
+  its seconds, its workdir."""
   workdir = os.path.join(RUNS.value, f"l{labels}_s{seed}")
   final_path = os.path.join(workdir, "eval_final.json")
   timing = os.path.join(workdir, "seconds.json")
+  if COLLECT.value and not os.path.exists(final_path):
+    return newest_eval(workdir), float("nan"), workdir
   if not os.path.exists(final_path):
     start = time.time()
     train.train_and_evaluate(make_config(labels, seed), workdir)
@@ -145,6 +159,7 @@ def main(argv):
       results["encoder_accuracy"].setdefault(labels, {})[seed] = 100 * final["encoder_accuracy"]
       results["classifier_accuracy"] = 100 * final["classifier_accuracy"]
       results["seconds"] += seconds
+      results.setdefault("steps_reached", {})[f"l{labels}_s{seed}"] = final.get("step", results["steps"])
       results["history"][f"l{labels}_s{seed}"] = history(workdir)
       if figures_from is None:
         figures_from = workdir

@@ -63,9 +63,9 @@ def classifier(config, workdir: str | None, num_classes: int):
 
 
 def code_sizes(maps, x) -> tuple[int, int, int]:
-  """``(noise, classes, continuous)`` sizes of the encoder's code."""
-  u, cat, cont = maps["encode_x"](x[:1])
-  return np.shape(u)[-1], np.shape(cat)[-1], np.shape(cont)[-1]
+  """``(noise, classes, continuous)`` sizes of the encoder's code (shapes only: nothing runs)."""
+  u, cat, cont = jax.eval_shape(maps["encode_x"], jax.ShapeDtypeStruct((1, *np.shape(x)[1:]), np.float32))
+  return u.shape[-1], cat.shape[-1], cont.shape[-1]
 
 
 def generate_per_class(maps, sizes, per_class: int, *, seed: int, batch_size: int):
