@@ -77,11 +77,8 @@ def expression_regressor(config, workdir: str | None):
                                 num_identities=d.num_identities, glasses_prob=d.glasses_prob)
   images, targets = synthfaces.render(f, "c", res), synthfaces.expression_vector(f)
   kwargs = dict(steps=ev.regressor_steps, batch_size=32, seed=0)
-  cache_dir = ev.cache_dir or (workdir and os.path.join(workdir, "eval_cache"))
-  if not cache_dir:
-    return metrics.train_regressor(images, targets, **kwargs)
   name = f"expression_regressor_{res}px_{ev.regressor_steps}steps_seed{d.seed}.msgpack"
-  return metrics.get_or_train_regressor(os.path.join(cache_dir, name), images, targets, **kwargs)
+  return metrics.get_or_train_regressor(metrics.cache_path(ev, workdir, name), images, targets, **kwargs)
 
 
 def _pool(residual) -> np.ndarray:

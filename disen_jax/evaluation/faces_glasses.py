@@ -71,14 +71,10 @@ def probes(config, workdir: str | None):
                                 num_identities=d.num_identities, glasses_prob=0.5,
                                 textures=bool(d.textures) and synthfaces.textures_available())
   images = synthfaces.render(f, d.render, d.resolution)
-  cache_dir = ev.cache_dir or (workdir and os.path.join(workdir, "eval_cache"))
   tag = f"{d.render}_{d.resolution}px_seed{d.seed}_ids{d.num_identities}_n{ev.num_probe}"
   clf_kw = dict(steps=ev.classifier_steps, batch_size=32, seed=0)
   reg_kw = dict(steps=ev.regressor_steps, batch_size=32, seed=0)
-  if not cache_dir:
-    return (metrics.train_classifier(images, f["glasses"], 2, **clf_kw),
-            metrics.train_regressor(images, identity_vector(f), **reg_kw))
-  path = lambda what, steps: os.path.join(cache_dir, f"glasses_{what}_{tag}_{steps}steps.msgpack")
+  path = lambda what, steps: metrics.cache_path(ev, workdir, f"glasses_{what}_{tag}_{steps}steps.msgpack")
   return (metrics.get_or_train_classifier(path("classifier", ev.classifier_steps), images, f["glasses"], 2, **clf_kw),
           metrics.get_or_train_regressor(path("regressor", ev.regressor_steps), images, identity_vector(f), **reg_kw))
 

@@ -380,7 +380,16 @@ def load_regressor(path: str, image_shape: Sequence[int], out_dim: int, *,
   return _load(path, _init_params(module, image_shape, out_dim), what), _make_apply(module)
 
 
-def _cached(cache_path: str, load: Callable, train: Callable):
+def cache_path(ev, workdir: str | None, name: str) -> str | None:
+  """Where an evaluator caches a trained probe: ``ev.cache_dir`` (its config), else
+  ``workdir/eval_cache``; None (train, do not cache) without either."""
+  cache_dir = ev.cache_dir or (workdir and os.path.join(workdir, "eval_cache"))
+  return os.path.join(cache_dir, name) if cache_dir else None
+
+
+def _cached(cache_path: str | None, load: Callable, train: Callable):
+  if cache_path is None:
+    return train()
   if os.path.exists(cache_path):
     return load()
   params, apply_fn = train()
@@ -389,12 +398,13 @@ def _cached(cache_path: str, load: Callable, train: Callable):
   return params, apply_fn
 
 
-def get_or_train_regressor(cache_path: str, train_images, train_targets,
+def get_or_train_regressor(cache_path: str | None, train_images, train_targets,
                            **train_kwargs) -> tuple[Params, ApplyFn]:
   """Loads the regressor cached at ``cache_path``, or trains it and writes the cache.
 
   The cache is keyed by path only: use one path per (dataset, resolution, factors), e.g.
-  ``<workdir>/regressor_64.msgpack``. ``train_kwargs`` go to ``train_regressor``.
+  ``<workdir>/regressor_64.msgpack`` (``cache_path``); None trains without caching.
+  ``train_kwargs`` go to ``train_regressor``.
   """
   train_images = np.asarray(train_images)
   out_dim = 1 if np.ndim(train_targets) == 1 else np.shape(train_targets)[1]
@@ -404,7 +414,7 @@ def get_or_train_regressor(cache_path: str, train_images, train_targets,
                  lambda: train_regressor(train_images, train_targets, **train_kwargs))
 
 
-def get_or_train_classifier(cache_path: str, inputs, labels, num_classes: int,
+def get_or_train_classifier(cache_path: str | None, inputs, labels, num_classes: int,
                             **train_kwargs) -> tuple[Params, ApplyFn]:
   """``train_classifier``, cached at ``cache_path`` as ``get_or_train_regressor`` does."""
   inputs = np.asarray(inputs)

@@ -53,13 +53,11 @@ def classifier(config, workdir: str | None, num_classes: int):
   train = datalib.build(d, "train")
   images, labels = np.asarray(train.domains["x"]), np.asarray(train.extras["x/label"])
   kwargs = dict(steps=ev.classifier_steps, batch_size=ev.classifier_batch, seed=0)
-  cache_dir = ev.cache_dir or (workdir and os.path.join(workdir, "eval_cache"))
-  if not cache_dir:
-    return metrics.train_classifier(images, labels, num_classes, **kwargs)
   source = str(d.source).replace("/", "_")
   name = (f"classifier_{source}_{d.resolution}px_{images.shape[-1]}ch_{len(images)}train_"
           f"{ev.classifier_steps}steps.msgpack")
-  return metrics.get_or_train_classifier(os.path.join(cache_dir, name), images, labels, num_classes, **kwargs)
+  return metrics.get_or_train_classifier(metrics.cache_path(ev, workdir, name), images, labels,
+                                         num_classes, **kwargs)
 
 
 def code_sizes(maps, x) -> tuple[int, int, int]:

@@ -11,7 +11,6 @@ resolution and steps, so the runs of an experiment share one.
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
@@ -37,14 +36,11 @@ def classifier(config, workdir: str | None):
   images, labels = np.asarray(train.domains[ev.target]), train.extras[f"{ev.target}/label"]
   kwargs = dict(steps=ev.classifier_steps, width=ev.classifier_width, batch_size=64, seed=0)
   num_classes = int(labels.max()) + 1
-  cache_dir = ev.cache_dir or (workdir and os.path.join(workdir, "eval_cache"))
-  if not cache_dir:
-    return metrics.train_classifier(images, labels, num_classes, **kwargs)
   domain = dict(d.domains or {}).get(ev.target, ev.target)  # the source's name: methods that rename share it
   name = (f"classifier_{str(d.source).replace('/', '_')}_{domain}_{d.resolution}px_seed{d.seed}_"
           f"n{len(images)}_{ev.classifier_steps}steps_w{ev.classifier_width}.msgpack")
-  return metrics.get_or_train_classifier(os.path.join(cache_dir, name), images, labels, num_classes,
-                                         **kwargs)
+  return metrics.get_or_train_classifier(metrics.cache_path(ev, workdir, name), images, labels,
+                                         num_classes, **kwargs)
 
 
 def evaluate(maps, test_ds, *, config, workdir=None, step=None) -> dict[str, float]:
