@@ -11,7 +11,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = config_lib.sibling(__file__, "uncoop_faces", arg)
   c.method = "cyclegan"
   del c["cooperative"], c["sequential"]
-  del c.model["r_emit_after"], c.model["r_channels"]
+  del c.model["r_emit_after"], c.model["r_channels"], c.model["r_grid"]
   c.model.disc_norm = "instance"
   c.loss = ml_collections.ConfigDict(dict(gan=1.0, cycle=10.0, identity=0.5))
   return c

@@ -78,6 +78,20 @@ def test_disentangler_residual_has_three_scales_and_the_maps_their_shapes():
     maps["translate_c2v"](batch["c"])
 
 
+def test_r_grid_pools_the_residual_and_the_entangler_takes_it_back():
+  config = load_config("uncoop_faces", "test")
+  config.model.r_grid = 2
+  v = jax.random.uniform(jax.random.PRNGKey(1), (2, 16, 16, 3), minval=-1, maxval=1)
+  nets = uncoop.networks(config)
+  d = nets["D"].init(jax.random.PRNGKey(0), v)
+  c, r = nets["D"].apply(d, v)
+  chex.assert_shape(r, (2, 2, 2, 4 * config.model.features))
+  full = nets["D"].r_stream.apply({"params": d["params"]["r_stream"]}, v)  # 4x4 maps
+  np.testing.assert_allclose(r[0][:, 0, 1], full[0][:, :2, 2:].mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+  e = nets["E"].init(jax.random.PRNGKey(1), c, r)
+  chex.assert_equal_shape([nets["E"].apply(e, c, r), v])
+
+
 def test_maps_compile_once_per_config_and_compute_with_the_given_state():
   """The evaluations of a run bind the maps to each new state: one compiled program serves all."""
   config, state, batch = _setup(cooperative=False, kind="mlp")

@@ -17,11 +17,15 @@ Cycle 2: (c, r) -> E -> v' -> D -> (c'', r''); r = D_R(v) of the batch's real v 
 differentiated); l_c = |c - c''|, l_r = |r - r''|, A_V judges v'.
 L = w_v l_v + w_c l_c + w_r l_r + L_GAN with weights 10, 10, 0.1, 1.
 
-Beyond the paper (off by default): ``config.loss.identity`` adds w_id |D_C(c) - c| to cycle 1,
-CycleGAN's identity term for the disentangler: a real render run through the C stream should
-come back unchanged. It trains D on real input only, so the uncooperative rule holds.
+Beyond the paper (off by default; the faces ``:cpu`` variant sets identity 5):
+``config.loss.identity`` adds w_id |D_C(c) - c| to cycle 1, CycleGAN's identity term for the
+disentangler: a real render run through the C stream should come back unchanged. It trains D on
+real input only, so the uncooperative rule holds.
 ``config.model.r_channels`` narrows each R map to that many channels (1x1 conv; 0: the trunk
-width, as the paper).
+width, as the paper); ``config.model.r_grid`` averages each R map to that many cells a side (E
+repeats them back to the trunk's size; 0: full size, as the paper), so R cannot carry the face;
+``config.model.disc_norm="instance"`` gives A_C and A_V CycleGAN's instance norm instead of the
+paper's spectral norm. README's faces section has their ablation (none of the three helps).
 
 Uncooperative (the paper): cycle 1 trains D only, cycle 2 trains E only; in each cycle the other
 network is *frozen*: called with ``grad.freeze(params)``, so it passes gradients through to its
@@ -51,12 +55,22 @@ GENERATORS = ("D", "E")
 ADVERSARIES = ("A_C", "A_V")
 
 
+def _pool(x, grid: int):
+  """Averages NHWC maps over ``grid`` x ``grid`` cells."""
+  n, h, w, ch = x.shape
+  return x.reshape(n, grid, h // grid, grid, w // grid, ch).mean(axis=(2, 4))
+
+
 class Disentangler(nn.Module):
   c_stream: nn.Module
   r_stream: nn.Module
+  r_grid: int = 0  # > 0: each R map averaged to r_grid x r_grid cells
 
   def __call__(self, v):
-    return self.c_stream(v), self.r_stream(v)
+    r = self.r_stream(v)
+    if self.r_grid:
+      r = [_pool(m, self.r_grid) for m in r]
+    return self.c_stream(v), r
 
 
 class Entangler(nn.Module):
@@ -66,6 +80,9 @@ class Entangler(nn.Module):
   def __call__(self, c, r):
     if self.vector:
       return self.net(jnp.concatenate([c, r], axis=-1))
+    h, w = c.shape[1] // 4, c.shape[2] // 4  # the trunk's size, where R is injected
+    r = [m if m.shape[1:3] == (h, w) else jnp.repeat(jnp.repeat(m, h // m.shape[1], 1), w // m.shape[2], 2)
+         for m in r]
     return self.net(c, side=r)
 
 
@@ -84,11 +101,12 @@ def networks(config) -> dict[str, nn.Module]:
     translator = functools.partial(ResnetTranslator, features=m.features, impl=impl)
     return {
         "D": Disentangler(translator(m.c_channels, num_blocks=m.num_blocks),
-                          translator(m.c_channels, emit_after=emit, emit_channels=m.r_channels)),
+                          translator(m.c_channels, emit_after=emit, emit_channels=m.r_channels),
+                          r_grid=m.r_grid),
         "E": Entangler(translator(m.v_channels, num_blocks=m.num_blocks, inject_after=emit),
                        vector=False),
-        "A_C": PatchGAN(m.disc_features, m.disc_layers, impl=impl),
-        "A_V": PatchGAN(m.disc_features, m.disc_layers, impl=impl),
+        "A_C": PatchGAN(m.disc_features, m.disc_layers, norm=m.disc_norm, impl=impl),
+        "A_V": PatchGAN(m.disc_features, m.disc_layers, norm=m.disc_norm, impl=impl),
     }
   raise ConfigError(f"config.model.kind={m.kind!r}: expected 'mlp' or 'resnet'")
 
