@@ -90,6 +90,9 @@ def test_r_grid_pools_the_residual_and_the_entangler_takes_it_back():
   np.testing.assert_allclose(r[0][:, 0, 1], full[0][:, :2, 2:].mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
   e = nets["E"].init(jax.random.PRNGKey(1), c, r)
   chex.assert_equal_shape([nets["E"].apply(e, c, r), v])
+  config.model.r_grid = 3
+  with pytest.raises(ConfigError, match="r_grid=3 must divide"):
+    uncoop.spec(config)
 
 
 def test_maps_compile_once_per_config_and_compute_with_the_given_state():

@@ -115,6 +115,12 @@ def spec(config) -> methods.Spec:
   if config.loss.identity and config.model.kind != "resnet":
     raise ConfigError("config.loss.identity needs image models (config.model.kind='resnet'): on "
                       "vectors C and V have different sizes")
+  m = config.model
+  if m.kind == "resnet" and m.r_grid:
+    trunk = config.data.resolution // 4
+    if m.r_grid < 0 or trunk % m.r_grid:
+      raise ConfigError(f"config.model.r_grid={m.r_grid} must divide the residual maps' size, "
+                        f"{trunk} (config.data.resolution / 4), or be 0")
   return methods.Spec(domains=("v", "c"))
 
 
