@@ -1,4 +1,5 @@
 """semisup (Hinz & Wermter 2018): networks, losses, the labelled-sampling schedule, resume, bad input."""
+import functools
 import os
 
 import chex
@@ -40,6 +41,24 @@ def test_network_shapes(arch, channels, noise):
   chex.assert_shape(img, (2, 32, 32, channels))
   d = jax.eval_shape(nets["D"].apply, jax.eval_shape(nets["D"].init, rng, x, z), x, z)
   chex.assert_shape(d, (2,))
+
+
+def test_joint_batch_discriminator_sees_what_separate_batches_hide():
+  """A brightness shift of every generated image is invisible to D when each kind of pair is
+  batch-normalized on its own (VALID convs shift every feature of the first layer by a constant
+  that its batch norm removes), and visible when real and generated pairs share one batch."""
+  config = _config(d_dropout=0.0)
+  net = semisup.networks(config)["D"]
+  x = jax.random.uniform(jax.random.PRNGKey(0), (8, 32, 32, 1))
+  z = jax.random.uniform(jax.random.PRNGKey(1), (8, 28), minval=-1.0, maxval=1.0)
+  variables = jax.jit(net.init)(jax.random.PRNGKey(2), x, z)
+  params, stats = variables["params"], {"batch_stats": variables["batch_stats"]}
+  run = lambda joint: jax.jit(functools.partial(semisup.discriminate, net, joint=joint))(
+      params, stats, x, z, x + 0.5, z, jax.random.PRNGKey(3))
+  d_real, d_fake, _ = run(False)
+  np.testing.assert_allclose(d_fake, d_real, atol=1e-4)
+  d_real, d_fake, _ = run(True)
+  assert np.max(np.abs(np.asarray(d_fake - d_real))) > 1e-2
 
 
 def test_mutual_info_on_known_inputs():
