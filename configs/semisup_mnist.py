@@ -75,15 +75,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.decay_boundaries = (10_000, 20_000, 30_000, 40_000)
     c.optim.decay_scales = (0.5, 0.25, 0.125, 0.1)
   if "cpu" in v:
-    # Measured (experiments/results/semisup_mnist/results.md): half widths take 0.19-0.26 s per
-    # step alone on the 2-core machine, 0.37-0.40 with a second run beside it, up to 0.75 under a
-    # load of 8 (the paper's widths: 1.9 s beside a second run); the compile and the two
-    # evaluations add ~2.5 min. The encoder's test accuracy is flat from ~500 steps and the
-    # generator error moved by < 3 points from 1,000 to 2,000 steps, so 2,000 steps (the 1,000-step
-    # ramp, then 1,000 at full weights): 7-15 min a run, 4 % of the paper's 50k.
+    # Measured on the 2-core machine shared with other sessions (experiments/results/semisup_mnist/
+    # results.md): half widths take 0.19-0.26 s per step alone, 0.37-0.40 with a second run
+    # beside it, 0.8-1.3 s under a load of 8-10 (the paper's widths: 1.9 s beside a second run);
+    # compile and evaluation add 2-4 min. The encoder's test accuracy is flat from ~500 steps and
+    # the generator error moved by < 3 points from 1,000 to 2,000 steps: 1,000 steps (the ramp,
+    # 2 % of the paper's 50k) keep a run at 10-20 min there, so the table's runs fit.
     c.data.loader = "idx"
     c.model.width = 0.5
-    c.num_steps = 2000
+    c.num_steps = 1000
     c.log_every = 50
     c.eval_every = 1000
     c.checkpoint_every = 500
