@@ -42,7 +42,8 @@ SEEDS = flags.DEFINE_list("seeds", ["0"], "Seeds (model, data order and which di
 VARIANT = flags.DEFINE_string("variant", "cpu", "Config variant(s); '' = the paper's setting.")
 STEPS = flags.DEFINE_integer("steps", None, "Override config.num_steps.")
 COLLECT = flags.DEFINE_bool("collect_only", False, "Train nothing: report every run's newest evaluation "
-                            "(a run stopped early reports the step it reached).")
+                            "(a run stopped early reports the step it reached; one never started or "
+                            "without an evaluation is left out).")
 
 # Table II of the paper: generator error (%) mean +- std, and the encoder accuracy it reports.
 PAPER = {"generator_error": {"20": "6.29 +- 4.08", "50": "1.09 +- 0.89", "100": "0.66 +- 0.17"},
@@ -154,7 +155,13 @@ def main(argv):
   figures_from = None
   for labels in LABELS.value:
     for seed in SEEDS.value:
-      final, seconds, workdir = run(int(labels), int(seed))
+      try:
+        final, seconds, workdir = run(int(labels), int(seed))
+      except (FileNotFoundError, ValueError) as e:
+        if not COLLECT.value:
+          raise
+        print(f"l{labels}_s{seed}: not reported ({e})", flush=True)
+        continue
       results["generator_error"].setdefault(labels, {})[seed] = 100 * final["generator_error"]
       results["encoder_accuracy"].setdefault(labels, {})[seed] = 100 * final["encoder_accuracy"]
       results["classifier_accuracy"] = 100 * final["classifier_accuracy"]
