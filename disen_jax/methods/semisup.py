@@ -358,11 +358,8 @@ def _apply(net, params, stats, *args, rng=None):
 def discriminate(net, params, stats, x, z_real, fake, z_fake, rng, *, joint: bool):
   """D's logits on the pairs (x, E(x)) and (G(z), z) in training mode: ``(d_real, d_fake, new
   stats)``. ``joint``: one batch of both kinds, so D's batch norm normalizes real and generated
-  pairs with the same statistics; else one call per kind (the official code), where every layer's
-  batch statistics are those of one kind only and the last one (dense 1024, BN) leaves each of
-  its features with mean 0 and variance 1 over a batch of either kind: the output logit's mean
-  over the batch is then nearly the same for real and for generated pairs, and D hardly learns
-  (see the module's deviations)."""
+  pairs with the same statistics; else one call per kind, as the official code (why D then hardly
+  learns: the module's deviations)."""
   if joint:
     both, st = _apply(net, params, stats, jnp.concatenate([x, fake]), jnp.concatenate([z_real, z_fake]),
                       rng=rng)

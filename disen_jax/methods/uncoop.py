@@ -25,7 +25,8 @@ real input only, so the uncooperative rule holds.
 width, as the paper); ``config.model.r_grid`` averages each R map to that many cells a side (E
 repeats them back to the trunk's size; 0: full size, as the paper), so R cannot carry the face;
 ``config.model.disc_norm="instance"`` gives A_C and A_V CycleGAN's instance norm instead of the
-paper's spectral norm. README's faces section has their ablation (none of the three helps).
+paper's spectral norm. ``experiments/results/faces_cpu_recipe`` has the ablation of the last
+two (neither helps).
 
 Uncooperative (the paper): cycle 1 trains D only, cycle 2 trains E only; in each cycle the other
 network is *frozen*: called with ``grad.freeze(params)``, so it passes gradients through to its
