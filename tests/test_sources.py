@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from disen_jax import data as datalib
-from disen_jax.data import cars3d, tfds_sources
+from disen_jax.data import cars3d, coil20, tfds_sources
 from tests.conftest import SHARED_DATA, data_config
 
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -209,3 +209,33 @@ def test_mnist_idx_files():
   assert train.domains["image"].shape[1:] == (32, 32, 1) and test.sizes() == {"image": 50, "label": 50}
   assert set(test.domains["label"]) <= set(range(10))
   np.testing.assert_array_equal(test.domains["image"][:, :2], -1.0)  # the 2-pixel zero padding
+
+
+# ----------------------------------------------------------------------------- COIL-20
+
+
+def test_coil20_sorts_views_by_object_gives_poses_and_holds_objects_out(tmp_path):
+  rng = np.random.default_rng(0)
+  views = rng.integers(0, 256, size=(3, 72, 8, 8), dtype=np.uint8)  # (object, pose, H, W)
+  labels = np.repeat([5, 7, 9], 72)  # any label values
+  shuffled = np.concatenate([np.flatnonzero(labels == k) for k in (9, 5, 7)])  # objects out of order
+  np.savez(tmp_path / "coil.npz", images=views.reshape(-1, 8, 8)[shuffled], labels=labels[shuffled])
+  cfg = _config("coil20", resolution=8, channels=1, path=str(tmp_path / "coil.npz"), test_objects=1)
+  train, test = datalib.build(cfg, "train"), datalib.build(cfg, "test")
+  assert set(np.asarray(train.domains["object"])) == {0, 1} and set(np.asarray(test.domains["object"])) == {2}
+  i = 72 + 30  # object 1 (label 7), pose 30
+  assert (train.domains["object"][i], train.domains["pose"][i], train.extras["image/pose"][i]) == (1, 30, 30)
+  np.testing.assert_allclose(train.domains["image"][i][..., 0], views[1, 30] / 127.5 - 1, atol=1e-6)
+  with pytest.raises(ValueError, match=r"config.data.test_objects=3 must be an int in \[0, 3\)"):
+    datalib.build(_config("coil20", path=str(tmp_path / "coil.npz"), test_objects=3), "train")
+
+
+def test_coil20_bad_files_are_named(tmp_path):
+  np.savez(tmp_path / "nolabels.npz", images=np.zeros((4, 8, 8), np.uint8))
+  with pytest.raises(ValueError, match=r"nolabels.npz: no key\(s\) \['labels'\]"):
+    coil20.load(str(tmp_path / "nolabels.npz"))
+  np.savez(tmp_path / "uneven.npz", images=np.zeros((3, 8, 8), np.uint8), labels=np.array([0, 0, 1]))
+  with pytest.raises(ValueError, match=r"uneven.npz: objects have different numbers of views"):
+    coil20.load(str(tmp_path / "uneven.npz"))
+  with pytest.raises(ValueError, match="config.data.path"):
+    coil20.load(str(tmp_path / "nowhere.npz"))
