@@ -49,6 +49,7 @@ OUT = flags.DEFINE_string("out", None, "results folder (default: experiments/res
 RUNS = flags.DEFINE_string("runs", None, "training runs, resumed (default: runs/lord_<dataset>)")
 VARIANT = flags.DEFINE_string("variant", "cpu", "config variant(s) of configs/lord_<dataset>.py")
 ROWS = flags.DEFINE_list("rows", ["autoencoder", "amortized", "kl"], "rows beside LORD (config variants)")
+PHASES = flags.DEFINE_list("phases", None, "latent,amortize steps of every row (default: the variant's)")
 SEEN = flags.DEFINE_integer("seen_classes", 20, "training classes scored (the first N; probes train on half their images)")
 PROBE_STEPS = flags.DEFINE_integer("probe_steps", 2000, "probe classifier steps")
 NUM_PAIRS = flags.DEFINE_integer("num_pairs", 1024, "transfer pairs per split")
@@ -121,6 +122,8 @@ def main(argv):
   rows, steps = {}, {}
   for row in ["lord"] + ROWS.value:
     config = module.get_config(",".join(filter(None, [VARIANT.value, "" if row == "lord" else row])))
+    if PHASES.value:
+      config.phases.latent, config.phases.amortize = (int(n) for n in PHASES.value)
     t0 = time.time()
     state = _train(config, os.path.join(runs, row))
     maps = methods.maps(lord, state, config)
@@ -243,8 +246,7 @@ def markdown(r: dict) -> str:
          ", " if "stage1_only" in rows else "")
       + (f"the autoencoder without noise or decay "
          f"{f3(rows['autoencoder']['seen']['probe_class_from_content'])}. " if "autoencoder" in rows else "")
-      + ("The :cpu run shows the networks under 1% "
-         "of the paper's image presentations (1,300 steps of 32 images at 32 px on 20 cars, against "
+      + (f"The run trains for {sum(r['steps']['lord'].values()):,} steps (the paper: "
          "200 epochs per phase of 15,648 images at 64 px). Our guess: content rows start random (no "
          "class in them), take up class information from the generator's gradient while the class "
          "rows are still weak, and only long training lets the class rows take it over and the decay "
