@@ -158,7 +158,7 @@ def main(argv):
       "transfer": {"seen": pick(lord_seen), "unseen": pick(lord_unseen)},
       "copy": {"seen": {m: lord_seen[f"copy_{m}"] for m in ("l1", "psnr", "ssim")},
                "unseen": {m: lord_unseen[f"copy_{m}"] for m in ("l1", "psnr", "ssim")}},
-      "rows": rows, "steps": steps, "variant": VARIANT.value, "dataset": DATASET.value,
+      "rows": rows, "steps": steps, "variant": VARIANT.value, "dataset": DATASET.value, "phases": PHASES.value,
       "seen_classes": len(np.unique(seen[1])), "unseen_classes": len(np.unique(unseen[1])),
       "contents": len(np.unique(seen[2])),
       "num_pairs": NUM_PAIRS.value, "probe_steps": PROBE_STEPS.value, "paper": PAPER,
@@ -182,7 +182,8 @@ def markdown(r: dict) -> str:
   lines = [
       f"# LORD on {name} (Gabbay & Hoshen, ICLR 2020)", "",
       f"`python experiments/lord_cars3d.py --dataset={dataset} --variant={r['variant']} --rows="
-      f"{','.join(k for k in r['rows'] if k not in ('lord', 'stage1_only'))}`: config `lord_{dataset}.py:{r['variant']}`, "
+      f"{','.join(k for k in r['rows'] if k not in ('lord', 'stage1_only'))}"
+      + (f" --phases={','.join(r['phases'])}" if r.get("phases") else "") + f"`: config `lord_{dataset}.py:{r['variant']}`, "
       f"steps per phase {r['steps']['lord']}; wall time {r['seconds'] / 60:.1f} min for every row on a shared "
       f"2-core CPU. Seen classes: the first {seen_n} training {noun}; unseen: the {unseen_n} held-out "
       f"{noun}. Probes: an MLP trained on half of a split's images' codes ({r['probe_steps']} steps), "
@@ -242,10 +243,10 @@ def markdown(r: dict) -> str:
       f"{f3(lord_s['probe_class_from_content'])} on seen {noun} ({leak:.1f}x the probe's chance "
       f"{f3(lord_s['chance_class'])}" + ("; the paper: < 0.01 at chance" if paper else "") + "), so the "
       f"aim of 2x chance is {'reached' if leak <= 2 else '**not reached**'} at this budget. "
-      + (f"The phase-1 tables leak {f3(rows['stage1_only']['seen']['probe_class_from_content'])}"
-         ", " if "stage1_only" in rows else "")
-      + (f"the autoencoder without noise or decay "
-         f"{f3(rows['autoencoder']['seen']['probe_class_from_content'])}. " if "autoencoder" in rows else "")
+      + "".join(f"{label} leaks {f3(rows[row]['seen']['probe_class_from_content'])}. "
+                for row, label in (("stage1_only", "The phase-1 table"),
+                                   ("autoencoder", "The autoencoder without noise or decay"))
+                if row in rows)
       + (f"The run trains for {sum(r['steps']['lord'].values()):,} steps (the paper: "
          "200 epochs per phase of 15,648 images at 64 px). Our guess: content rows start random (no "
          "class in them), take up class information from the generator's gradient while the class "
