@@ -37,6 +37,8 @@ _VARIANT = flags.DEFINE_string("variant", "cpu", "Config variant of both configs
 _STEPS = flags.DEFINE_integer("steps", None, "Override num_steps (same for every method).")
 _METHODS = flags.DEFINE_list("methods", ["uncooperative", "cooperative", "cyclegan"], "Methods.")
 _PARALLEL = flags.DEFINE_integer("parallel", 2, "Runs at a time.")
+_EVAL_EVERY = flags.DEFINE_integer("eval_every", None, "Steps between evals (default: only at the "
+                                   "end); the curves show when each metric stops improving.")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 METRICS = ("expression_r2", "c_fidelity_psnr", "c_fidelity_ssim", "v_fidelity_psnr", "v_fidelity_ssim",
@@ -51,7 +53,7 @@ def config_arg(method: str) -> str:
 
 def overrides(seed: int) -> dict:
   steps = _STEPS.value or uncoop_faces.get_config(_VARIANT.value).num_steps
-  return {"seed": seed, "num_steps": steps, "eval_every": steps,  # evaluate once, at the end
+  return {"seed": seed, "num_steps": steps, "eval_every": _EVAL_EVERY.value or steps,
           "eval.faces.cache_dir": os.path.join(os.path.abspath(_RUNS.value), "eval_cache")}
 
 
@@ -83,6 +85,57 @@ def run(method: str, seed: int) -> float:
   return time.time() - t
 
 
+def curve(workdir: str) -> dict[str, dict[str, float]]:
+  """Every eval of a run, {step: {metric: value}}, from its metrics.jsonl (last one per step)."""
+  evals = {}
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    for line in f:
+      row = json.loads(line)
+      if "expression_r2" in row:
+        evals[str(row["step"])] = {m: row[m] for m in METRICS if m in row}
+  return dict(sorted(evals.items(), key=lambda kv: int(kv[0])))
+
+
+def curve_lines(curves: dict) -> list[str]:
+  """Mean expression_r2 / c_fidelity_psnr per eval step, and the step where each mean peaks."""
+  lines = []
+  for metric in ("expression_r2", "c_fidelity_psnr"):
+    steps = sorted({int(s) for by_seed in curves.values() for c in by_seed.values() for s in c})
+    lines += [f"**{metric}**, mean +- std over seeds at each eval:", "",
+              "| method | " + " | ".join(f"{s:,}" for s in steps) + " | best at |",
+              "|---|" + "---|" * (len(steps) + 1)]
+    for method, by_seed in curves.items():
+      means, cells = {}, []
+      for s in steps:
+        vals = [c[str(s)][metric] for c in by_seed.values() if str(s) in c]
+        if len(vals) == len(by_seed):
+          means[s] = np.mean(vals)
+          cells.append(f"{np.mean(vals):.2f} +- {np.std(vals):.2f}")
+        else:
+          cells.append("")
+      best = f"{max(means, key=means.get):,}" if means else ""
+      lines.append(f"| {method} | " + " | ".join(cells) + f" | {best} |")
+    lines.append("")
+  return lines
+
+
+def plot_curves(curves: dict, path: str) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+  for ax, metric in zip(axes, ("expression_r2", "c_fidelity_psnr")):
+    for method, by_seed in curves.items():
+      for i, c in enumerate(by_seed.values()):
+        ax.plot([int(s) for s in c], [m[metric] for m in c.values()], color=f"C{list(curves).index(method)}",
+                alpha=0.8, label=method if i == 0 else None)
+    ax.set_xlabel("step")
+    ax.set_title(metric)
+  axes[0].legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+
+
 def summarize(results: dict) -> list[str]:
   lines = ["| method | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
   for method, by_seed in results.items():
@@ -105,11 +158,12 @@ def main(argv):
   runs = [(method, seed) for method in _METHODS.value for seed in seeds]
   with concurrent.futures.ThreadPoolExecutor(_PARALLEL.value) as pool:
     seconds = dict(zip([f"{m}/{s}" for m, s in runs], pool.map(lambda ms: run(*ms), runs)))
-  results = {}
+  results, curves = {}, {}
   for method, seed in runs:
     workdir = os.path.join(_RUNS.value, f"{method}_seed{seed}")
     with open(os.path.join(workdir, "eval_final.json")) as f:
       results.setdefault(method, {})[str(seed)] = json.load(f)
+    curves.setdefault(method, {})[str(seed)] = curve(workdir)
     if seed == seeds[0]:
       for kind in ("mix_and_match", "translations"):
         pngs = sorted(glob.glob(os.path.join(workdir, "samples", f"{kind}_*.png")))
@@ -118,14 +172,15 @@ def main(argv):
   total = time.time() - t0
   config = make_config("uncooperative", seeds[0])
   with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump({**results, "seconds": {"total": total, **seconds}}, f, indent=2)
+    json.dump({**results, "curves": curves, "seconds": {"total": total, **seconds}}, f, indent=2)
+  plot_curves(curves, os.path.join(out, "curves.png"))
   lines = [
       "# Faces benchmark: uncooperative vs cooperative vs CycleGAN", "",
       f"`configs/uncoop_faces.py:{_VARIANT.value}` / `configs/cyclegan_faces.py:{_VARIANT.value}`: "
       f"{config.data.resolution} px, batch {config.batch_size}, {config.num_steps} steps, "
       f"seeds {seeds}; test split of {config.data.num_test} faces. Mean +- std over seeds. "
       f"Wall time {total / 60:.0f} min on this machine.", "",
-      *summarize(results), "",
+      *summarize(results), "", *curve_lines(curves), "![curves](curves.png)", "",
       "CycleGAN has no residual: its V-fidelity is F(c) against the photo with another image's "
       "lighting and background, which it cannot take, and it has no residual_r2.",
       "expression_r2_renders is the expression regressor's R^2 on the exact renders (its ceiling).",
