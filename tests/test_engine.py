@@ -28,6 +28,9 @@ _FACES = {"c_fidelity_psnr", "c_fidelity_ssim", "v_fidelity_psnr", "v_fidelity_s
           "expression_r2_renders", "c_spread"}
 _RECALL = {f"{p}/{f}/{d}" for p in ("recall@1", "recall@1_pair") for f in ("shared", "exclusive", "pixels")
            for d in ("x2y", "y2x")} | {"shared_pair_ratio", "exclusive_pair_ratio"}
+_CLASS_CONTENT = ({f"probe_{a}_from_{b}" for a in ("class", "content") for b in ("class", "content")}
+                  | {"chance_class", "chance_content"}
+                  | {f"{p}_{m}" for p in ("transfer", "copy") for m in ("l1", "psnr", "ssim")})
 # What the final evaluation of each config's :test run must report.
 EVAL_KEYS = {
     "uncoop_faces": _FACES | {"residual_r2", "e_c_swap", "e_c_blank", "e_r_swap"},
@@ -36,9 +39,8 @@ EVAL_KEYS = {
     "uncoop_facades": {"cycle_psnr/v2c2v", "cycle_ssim/v2c2v", "cycle_psnr/c2v2c", "cycle_ssim/c2v2c"},
     "cross_domain_mnist": _RECALL | {f"analogy_error{c}/{d}" for c in ("", "_copy") for d in "xy"},
     "cross_domain_facades": _RECALL,
-    "lord_cars3d": {f"probe_{a}_from_{b}" for a in ("class", "content") for b in ("class", "content")}
-                   | {"chance_class", "chance_content"} | {f"{p}_{m}" for p in ("transfer", "copy")
-                                                            for m in ("l1", "psnr", "ssim")},
+    "lord_cars3d": _CLASS_CONTENT,
+    "lord_coil20": _CLASS_CONTENT,
     "semisup_mnist": {"generator_error", "classifier_accuracy", "encoder_accuracy",
                       "reconstruction_mse/x", "reconstruction_psnr/x"},
     "ost_mnist": {"classifier_accuracy/b", "translation_accuracy/a2b"},
