@@ -6,9 +6,12 @@ the procedural faces benchmark, with the same data, networks' budget and steps, 
 Each run is the library's own command (``python -m disen_jax.main``) in its own workdir under
 ``--runs`` (checkpoints, samples; not committed), ``--parallel`` at a time (XLA's CPU convolutions
 keep about one core busy per process), so an interrupted comparison resumes where it stopped
-when rerun. The expression regressor is trained once, before the runs, and shared. Writes ``results.json`` ({method: {seed: {metric: value}}}),
-``results.md`` (mean +- std per metric) and, for the first seed, each method's final
-mix-and-match table and translation grid.
+when rerun. The expression regressor is trained once, before the runs, and shared. Writes ``results.json`` ({method: {seed: {metric: value}}}, and
+``curves``: {method: {seed: {step: {metric: value}}}} with ``--eval_every``), ``results.md`` (mean
++- std per metric, per eval step, and the step where each method's mean peaks), ``curves.png``
+and, for the first seed, each method's final mix-and-match table and translation grid.
+
+  python experiments/faces_fidelity.py --steps=8000 --eval_every=1000   # issue 20's part 3
 """
 from __future__ import annotations
 
