@@ -50,6 +50,8 @@ RUNS = flags.DEFINE_string("runs", None, "training runs, resumed (default: runs/
 VARIANT = flags.DEFINE_string("variant", "cpu", "config variant(s) of configs/lord_<dataset>.py")
 ROWS = flags.DEFINE_list("rows", ["autoencoder", "amortized", "kl"], "rows beside LORD (config variants)")
 PHASES = flags.DEFINE_list("phases", None, "latent,amortize steps of every row (default: the variant's)")
+flags.register_validator("phases", lambda v: v is None or (len(v) == 2 and all(n.isdigit() for n in v)),
+                         "--phases takes two step counts, latent,amortize (e.g. 4000,1200)")
 SEEN = flags.DEFINE_integer("seen_classes", 20, "training classes scored (the first N; probes train on half their images)")
 PROBE_STEPS = flags.DEFINE_integer("probe_steps", 2000, "probe classifier steps")
 NUM_PAIRS = flags.DEFINE_integer("num_pairs", 1024, "transfer pairs per split")
