@@ -66,6 +66,17 @@ class MetricWriter:
       self._tb.close()
 
 
+def read_evals(workdir: str, key: str) -> dict[str, dict[str, float]]:
+  """``{step: {metric: value}}`` of a run's eval lines in ``metrics.jsonl`` that hold ``key``, in
+  file order (a step evaluated twice, e.g. after a resume, keeps its last line)."""
+  evals = {}
+  for line in epath.Path(os.path.join(workdir, "metrics.jsonl")).read_text().splitlines():
+    row = json.loads(line)
+    if row["split"] == "eval" and key in row:
+      evals[str(row["step"])] = {k: v for k, v in row.items() if k not in ("step", "split")}
+  return evals
+
+
 class Progress:
   """The terminal progress line: step, steps/s, ETA and the latest losses."""
 

@@ -24,6 +24,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 from configs import cross_domain_facades, cross_domain_mnist  # pylint: disable=g-import-not-at-top,wrong-import-position
 from disen_jax import data as datalib  # pylint: disable=wrong-import-position
+from disen_jax import logging as loglib  # pylint: disable=wrong-import-position
 from disen_jax import methods  # pylint: disable=wrong-import-position
 from disen_jax import train  # pylint: disable=wrong-import-position
 from disen_jax.evaluation import cross_domain as cd_eval  # pylint: disable=wrong-import-position
@@ -130,12 +131,8 @@ def run(config, name: str, figures_dir: str) -> dict:
 
 def shared_recall_history(workdir: str) -> dict[str, dict[str, float]]:
   """``{step: {"x2y": .., "y2x": ..}}``: test Recall@1 on S at every evaluation of the run."""
-  history = {}
-  for line in open(os.path.join(workdir, "metrics.jsonl")):
-    row = json.loads(line)
-    if row["split"] == "eval" and "recall@1/shared/x2y" in row:
-      history[str(row["step"])] = {d: row[f"recall@1/shared/{d}"] for d in ("x2y", "y2x")}
-  return history
+  return {step: {d: row[f"recall@1/shared/{d}"] for d in ("x2y", "y2x")}
+          for step, row in loglib.read_evals(workdir, "recall@1/shared/x2y").items()}
 
 
 def recall_history_line(results: dict) -> str:

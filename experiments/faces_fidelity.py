@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from configs import cyclegan_faces, uncoop_faces  # pylint: disable=g-import-not-at-top
+from disen_jax import logging as loglib
 from disen_jax.evaluation import faces
 
 _OUT = flags.DEFINE_string("out", "experiments/results/faces_fidelity", "Results directory.")
@@ -89,21 +90,16 @@ def run(method: str, seed: int) -> float:
 
 
 def curve(workdir: str) -> dict[str, dict[str, float]]:
-  """Every eval of a run, {step: {metric: value}}, from its metrics.jsonl (last one per step)."""
-  evals = {}
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    for line in f:
-      row = json.loads(line)
-      if "expression_r2" in row:
-        evals[str(row["step"])] = {m: row[m] for m in METRICS if m in row}
-  return dict(sorted(evals.items(), key=lambda kv: int(kv[0])))
+  """Every eval of a run, {step: {metric: value}}, METRICS only, in step order."""
+  evals = loglib.read_evals(workdir, "expression_r2")
+  return {s: {m: e[m] for m in METRICS if m in e} for s, e in sorted(evals.items(), key=lambda kv: int(kv[0]))}
 
 
 def curve_lines(curves: dict) -> list[str]:
   """Mean expression_r2 / c_fidelity_psnr per eval step, and the step where each mean peaks."""
   lines = []
+  steps = sorted({int(s) for by_seed in curves.values() for c in by_seed.values() for s in c})
   for metric in ("expression_r2", "c_fidelity_psnr"):
-    steps = sorted({int(s) for by_seed in curves.values() for c in by_seed.values() for s in c})
     lines += [f"**{metric}**, mean +- std over seeds at each eval:", "",
               "| method | " + " | ".join(f"{s:,}" for s in steps) + " | best at |",
               "|---|" + "---|" * (len(steps) + 1)]
@@ -128,10 +124,10 @@ def plot_curves(curves: dict, path: str) -> None:
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
   for ax, metric in zip(axes, ("expression_r2", "c_fidelity_psnr")):
-    for method, by_seed in curves.items():
+    for k, (method, by_seed) in enumerate(curves.items()):
       for i, c in enumerate(by_seed.values()):
-        ax.plot([int(s) for s in c], [m[metric] for m in c.values()], color=f"C{list(curves).index(method)}",
-                alpha=0.8, label=method if i == 0 else None)
+        ax.plot([int(s) for s in c], [m[metric] for m in c.values()], color=f"C{k}", alpha=0.8,
+                label=method if i == 0 else None)
     ax.set_xlabel("step")
     ax.set_title(metric)
   axes[0].legend()
