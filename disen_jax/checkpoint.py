@@ -102,12 +102,17 @@ def has_checkpoints(workdir: str) -> bool:
 class Checkpointer:
   """Saves the state pytree (and the data iterator) under ``workdir/checkpoints/<step>``."""
 
-  def __init__(self, workdir: str, *, max_to_keep: int = 3):
+  def __init__(self, workdir: str, *, max_to_keep: int = 3, keep_steps: tuple[int, ...] = ()):
+    """Keeps the ``max_to_keep`` newest checkpoints and, beside them, those at ``keep_steps``
+    (the engine's phase ends, so a later phase cannot delete the state an earlier one ended in)."""
     _silence_closed_loop_echoes()
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    policies = ocp.checkpoint_managers
+    keep = policies.AnyPreservationPolicy([policies.LatestN(n=max_to_keep),
+                                           policies.CustomSteps(steps=tuple(keep_steps))])
     self.manager = ocp.CheckpointManager(
         self.directory, item_handlers={"state": _state_handler(), "data": DataHandler()},
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+        options=ocp.CheckpointManagerOptions(preservation_policy=keep, create=True,
                                              cleanup_tmp_directories=True))
 
   def latest_step(self) -> int | None:

@@ -435,7 +435,8 @@ def _train_and_evaluate(config, workdir: str, spec, diff: dict, stack: contextli
   if not config.evals:
     print("note: config.evals is empty: this run is not evaluated", flush=True)
 
-  ckpt = ckptlib.Checkpointer(workdir)  # after the checks: it creates checkpoints/
+  # After the checks (it creates checkpoints/); every phase's end is kept beside the newest.
+  ckpt = ckptlib.Checkpointer(workdir, keep_steps=tuple(sched.end(k) for k in range(len(sched.phases))))
   stack.callback(ckpt.close)
   data_iter = datalib.iterator(training.batches, config.data)
   stack.callback(data_iter.close)  # its prefetch threads

@@ -137,10 +137,10 @@ def main(argv):
       _grid(maps, unseen, os.path.join(out, "transfer_unseen.png"))
       # Stage 1 only: the tables and generator at the end of phase 1 (training images only).
       ckpt = ckptlib.Checkpointer(os.path.join(runs, row))
-      if config.phases.latent not in ckpt.manager.all_steps():  # the 3 newest are kept
+      if config.phases.latent not in ckpt.manager.all_steps():  # phase ends are kept (engine)
         ckpt.close()
         print(f"stage1_only skipped: no checkpoint at step {config.phases.latent} in {runs}/{row} "
-              "(phase 2 outlasted the checkpoints kept)")
+              "(a run trained before the engine kept phase ends)")
         continue
       params = ckpt.restore_arrays(config.phases.latent)["params"]
       ckpt.close()

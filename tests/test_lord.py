@@ -166,6 +166,18 @@ def test_stage_2_keeps_the_tables_and_a_resumed_run_equals_an_uninterrupted_one(
 
 
 @needs_cars3d
+def test_the_end_of_every_phase_outlives_the_newest_three_checkpoints(tmp_path):
+  config = load_config("lord_cars3d", "test")
+  config.evals = ()
+  config.checkpoint_every = 1
+  config.phases.latent, config.phases.amortize, config.num_steps = 1, 4, 5
+  train.train_and_evaluate(config, str(tmp_path))
+  ckpt = ckptlib.Checkpointer(str(tmp_path))
+  assert sorted(ckpt.manager.all_steps()) == [1, 3, 4, 5]  # 2 is gone; 1 ends the latent phase
+  ckpt.close()
+
+
+@needs_cars3d
 @pytest.mark.parametrize("change,error,match", [
     ({"data.label": "", "evals": ()}, ConfigError, r"needs the class of every example of domain 'x'.*set config.data.label"),
     ({"model.max_table_mb": 0.001}, ConfigError, r"content table of 192 training images x 4 .*takes 0 MB.*"
