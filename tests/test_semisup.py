@@ -134,3 +134,14 @@ def test_bad_input_is_an_error_naming_the_field_before_compiling(tmp_path, chang
   with pytest.raises(error, match=match):
     train.train_and_evaluate(config, str(tmp_path / "run"))
   assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_the_svhn_variant_names_its_unprepared_tfds_dataset(tmp_path):
+  """``:svhn`` is for users with tfds ``svhn_cropped``; without it the run stops with the source
+  and the prepare command, before anything is written."""
+  config = load_config("semisup_mnist", "svhn")
+  config.data.tfds_data_dir = str(tmp_path / "tfds")
+  assert (config.model.arch, config.model.noise_dim, config.model.x_channels) == ("svhn", 128, 3)
+  with pytest.raises(Error, match=r"tfds dataset 'svhn_cropped' .* is not prepared.*--mode=prepare"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")
