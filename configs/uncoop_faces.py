@@ -13,6 +13,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   v = config_lib.variants(arg, ("cpu", "test", "cooperative"), __file__)
   c = config_lib.base("uncoop", "synthfaces", evals=("faces",))
   c.cooperative = "cooperative" in v
+  c.cooperative_steps = 0  # beyond the paper: > 0 trains cooperatively for that many steps first
   c.sequential = False
   c.num_steps = 300_000
   c.batch_size = 4

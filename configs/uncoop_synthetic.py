@@ -12,6 +12,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   v = config_lib.variants(arg, ("gaussian", "uniform", "cooperative", "test"), __file__)
   c = config_lib.base("uncoop", "synthetic", evals=("synthetic",))
   c.cooperative = "cooperative" in v
+  c.cooperative_steps = 0  # beyond the paper: > 0 trains cooperatively for that many steps first
   c.sequential = False
   c.num_steps = 60_000
   c.batch_size = 128

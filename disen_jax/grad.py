@@ -22,9 +22,13 @@ def freeze(tree: PyTree) -> PyTree:
   return jax.tree_util.tree_map(jax.lax.stop_gradient, tree)
 
 
-def maybe_freeze(tree: PyTree, frozen: bool) -> PyTree:
-  """``freeze(tree)`` if ``frozen`` (a Python bool, static under jit), else ``tree``."""
-  return freeze(tree) if frozen else tree
+def maybe_freeze(tree: PyTree, frozen) -> PyTree:
+  """``freeze(tree)`` if ``frozen``, else ``tree``. ``frozen`` is a Python bool (static under jit)
+  or a traced boolean scalar (e.g. ``step >= k``): then the values are ``tree``'s and the
+  parameters' gradient is ``g`` or exactly 0, chosen at run time in the same compiled program."""
+  if isinstance(frozen, bool):
+    return freeze(tree) if frozen else tree
+  return jax.tree_util.tree_map(lambda p: jnp.where(frozen, jax.lax.stop_gradient(p), p), tree)
 
 
 @jax.custom_vjp

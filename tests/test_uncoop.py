@@ -60,6 +60,15 @@ def test_cooperative_trains_both_networks_in_both_cycles(kind):
     assert _any_nonzero(g["D"]) and _any_nonzero(g["E"])
 
 
+def test_a_cooperative_warm_up_trains_both_networks_until_its_step_then_freezes_them():
+  config, state, batch = _setup(cooperative=False, kind="mlp")
+  config.cooperative_steps = 3
+  for step, frozen in ((0, False), (2, False), (3, True), (10, True)):
+    g1, g2 = jax.jit(lambda s: _grads(config, state.replace(step=s), batch))(jnp.int32(step))
+    assert _all_zero(g1["E"]) == frozen and _all_zero(g2["D"]) == frozen, step
+    assert _any_nonzero(g1["D"]) and _any_nonzero(g2["E"])
+
+
 def test_disentangler_residual_has_three_scales_and_the_maps_their_shapes():
   config, state, batch = _setup(cooperative=False, kind="resnet")
   maps = methods.maps(uncoop, state, config)

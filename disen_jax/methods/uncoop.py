@@ -32,6 +32,9 @@ Uncooperative (the paper): cycle 1 trains D only, cycle 2 trains E only; in each
 network is *frozen*: called with ``grad.freeze(params)``, so it passes gradients through to its
 input but learns nothing. So each network learns only from real input. ``config.cooperative=True``
 removes the freezing and is the only difference: the CycleGAN-like baseline.
+``config.cooperative_steps = k`` (beyond the paper; 0 by default) trains cooperatively for the
+first k steps and uncooperatively after: a warm-up, so that neither network starts by learning to
+invert a random frozen partner.
 
 ``config.sequential=True`` updates D first and then computes E's gradient with the updated D
 (the order the paper describes); ``False`` takes both gradients at the same parameters.
@@ -155,6 +158,16 @@ def _l1_tree(pred, target):
   return sum(terms) / len(terms)
 
 
+def frozen_at(step, config):
+  """Whether the other network is frozen in each cycle at ``step``: a Python bool, or a traced
+  one during a cooperative warm-up (``config.cooperative_steps``)."""
+  if config.cooperative:
+    return False
+  if config.cooperative_steps:
+    return step >= config.cooperative_steps
+  return True
+
+
 def cycle_losses(gen_params, state: common.State, batch, *, config):
   """The two cycles' losses as functions of ``gen_params = {"D": .., "E": ..}``.
 
@@ -163,7 +176,7 @@ def cycle_losses(gen_params, state: common.State, batch, *, config):
   """
   nets = networks(config)
   w = config.loss
-  frozen = not config.cooperative
+  frozen = frozen_at(state.step, config)
   v, c = batch["v"], batch["c"]
   adv = gradlib.freeze({n: state.params[n] for n in ADVERSARIES})
 
