@@ -1,4 +1,4 @@
-"""LORD (Gabbay & Hoshen, ICLR 2020) on Cars3D (or ``--dataset=coil20``): leakage probes (Table 2),
+"""LORD (Gabbay & Hoshen, ICLR 2020) on Cars3D (or ``--dataset=coil20|synthfaces``): leakage probes (Table 2),
 content transfer against the exact renders (Table 1's analogue), Table 3's ablations and two
 baselines, one run.
 
@@ -21,6 +21,7 @@ the LORD run, seen classes only: a table has no row for an unseen class) and the
 
   python experiments/lord_cars3d.py --out=experiments/results/lord_cars3d
   python experiments/lord_cars3d.py --dataset=coil20 --out=experiments/results/lord_coil20
+  python experiments/lord_cars3d.py --dataset=synthfaces --out=experiments/results/lord_synthfaces
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from configs import lord_cars3d, lord_coil20  # noqa: E402  pylint: disable=g-import-not-at-top
+from configs import lord_cars3d, lord_coil20, lord_synthfaces  # noqa: E402  pylint: disable=g-import-not-at-top
 from disen_jax import checkpoint as ckptlib  # noqa: E402  pylint: disable=g-import-not-at-top
 from disen_jax import data as datalib  # noqa: E402  pylint: disable=g-import-not-at-top
 from disen_jax import logging as loglib  # noqa: E402  pylint: disable=g-import-not-at-top
@@ -43,7 +44,9 @@ from disen_jax.evaluation import class_content as cc  # noqa: E402  pylint: disa
 from disen_jax.evaluation.cross_domain import batched  # noqa: E402  pylint: disable=g-import-not-at-top
 from disen_jax.methods import common, lord  # noqa: E402  pylint: disable=g-import-not-at-top
 
-CONFIGS = {"cars3d": (lord_cars3d, "Cars3D", "cars"), "coil20": (lord_coil20, "COIL-20", "objects")}
+# dataset: (config module, name, the classes' noun, the contents' noun)
+CONFIGS = {"cars3d": (lord_cars3d, "Cars3D", "cars", "poses"), "coil20": (lord_coil20, "COIL-20", "objects", "poses"),
+           "synthfaces": (lord_synthfaces, "procedural faces", "actors", "expression and pose settings")}
 DATASET = flags.DEFINE_enum("dataset", "cars3d", list(CONFIGS), "configs/lord_<dataset>.py")
 OUT = flags.DEFINE_string("out", None, "results folder (default: experiments/results/lord_<dataset>)")
 RUNS = flags.DEFINE_string("runs", None, "training runs, resumed (default: runs/lord_<dataset>)")
@@ -182,7 +185,7 @@ def main(argv):
 def markdown(r: dict) -> str:
   f3 = lambda v: f"{v:.3f}"
   dataset = r.get("dataset", "cars3d")  # results written before COIL-20 was added are Cars3D's
-  _, name, noun = CONFIGS[dataset]
+  _, name, noun, contents_noun = CONFIGS[dataset]
   seen_n = r.get("seen_classes", r.get("seen_cars"))
   unseen_n, contents = r.get("unseen_classes", 20), r.get("contents", 96)
   paper = dataset == "cars3d"
@@ -199,7 +202,7 @@ def markdown(r: dict) -> str:
       "## Leakage probes (Table 2)", "",
       "Accuracy on the probe-test half; *chance*: always answering the probe-train half's most "
       f"common label (below 1/K with balanced labels: 1/{seen_n} = {1 / seen_n:.3f} for {seen_n} "
-      f"{noun}, 1/{contents} = {1 / contents:.3f} for the {contents} poses). Lower is better in the "
+      f"{noun}, 1/{contents} = {1 / contents:.3f} for the {contents} {contents_noun}). Lower is better in the "
       "first two columns; the matching-code columns show that the probe can learn.", "",
       "| row | split | class from content (y <- c) | content from class (y -> c) | class from class | "
       "content from content | chance class / content |", "|---|---|---|---|---|---|---|"]

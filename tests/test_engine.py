@@ -41,6 +41,7 @@ EVAL_KEYS = {
     "cross_domain_facades": _RECALL,
     "lord_cars3d": _CLASS_CONTENT,
     "lord_coil20": _CLASS_CONTENT,
+    "lord_synthfaces": _CLASS_CONTENT,
     "semisup_mnist": {"generator_error", "classifier_accuracy", "encoder_accuracy",
                       "reconstruction_mse/x", "reconstruction_psnr/x"},
     "ost_mnist": {"classifier_accuracy/b", "translation_accuracy/a2b"},

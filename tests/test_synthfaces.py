@@ -5,6 +5,7 @@ import pytest
 
 from disen_jax import data
 from disen_jax.data import synthfaces as sf
+from disen_jax.errors import DataError
 from tests.conftest import data_config
 
 _RANGES = {
@@ -254,3 +255,22 @@ def test_bad_arguments(factors):
     sf.sample_factors(4, seed=0, num_identities=0)
   with pytest.raises(ValueError, match="split"):
     data.build(_config(), "validation")
+
+
+def test_lord_grid_renders_every_identity_with_every_content_and_holds_actors_out():
+  cfg = data_config("synthfaces_lord", resolution=16, num_identities=5, num_contents=3, test_identities=2)
+  train, test = data.build(cfg, "train"), data.build(cfg, "test")
+  np.testing.assert_array_equal(train.domains["identity"], np.repeat(np.arange(3), 3))
+  np.testing.assert_array_equal(test.domains["identity"], np.repeat([3, 4], 3))
+  np.testing.assert_array_equal(train.domains["content"], np.tile(np.arange(3), 3))
+  np.testing.assert_array_equal(train.extras["image/content"], train.domains["content"])
+  images = train.domains["image"]
+  assert images.shape == (9, 16, 16, 3)
+  # Ground truth: re-rendering identity 1 with content 2's expression and pose gives that image.
+  settings = sf.sample_factors(3, seed=sf.stream_seed(cfg.seed, "grid", "content"), textures=cfg.textures and sf.textures_available())
+  f = {k: v[[2]] for k, v in settings.items()}
+  f.update(identity=np.array([1], np.int32), **sf._sample_identities(np.array([1])))
+  np.testing.assert_array_equal(sf.render(f, "c", 16)[0], images[1 * 3 + 2])
+  assert not np.array_equal(images[0], images[3]) and not np.array_equal(images[0], images[1])
+  with pytest.raises(DataError, match=r"config.data.test_identities=5 must be an int in \[0, 5\)"):
+    data.build(data_config("synthfaces_lord", resolution=16, num_identities=5, test_identities=5), "test")

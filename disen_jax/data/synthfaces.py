@@ -401,7 +401,8 @@ def _render_chunk(f, sl, domain, res):
 # The registered source.
 
 _STREAMS = {("train", "v"): 1, ("train", "c"): 2, ("test", "v"): 3, ("test", "c"): 4,
-            ("train", "a"): 5, ("train", "b"): 6, ("test", "a"): 8, ("test", "b"): 9}
+            ("train", "a"): 5, ("train", "b"): 6, ("test", "a"): 8, ("test", "b"): 9,
+            ("grid", "content"): 10}
 
 
 def stream_seed(seed: int, split: str, domain: str) -> int:
@@ -468,3 +469,42 @@ def build_glasses(data_config, split: str) -> Dataset:
     domains[dom] = render(f, d.render, d.resolution)
     extras.update({f"{dom}/{k}": val for k, val in f.items()})
   return Dataset(domains=domains, extras=extras)
+
+
+@register("synthfaces_lord", resolution=64, num_identities=60, num_contents=48, test_identities=10,
+          render="c", textures=True)
+def build_grid(data_config, split: str) -> Dataset:
+  """Every (identity, content) pair of ``num_identities`` actors and ``num_contents`` content
+  settings, rendered: a class/content dataset with exact ground truth, as Cars3D's, for LORD.
+
+  Class = ``identity`` (its face shape and skin, hair and eye colours); content = one of
+  ``num_contents`` settings of the expression and head pose (``EXPRESSION_KEYS``; with
+  ``render="v"`` also the lighting, background and noise), drawn once from a stream of their own.
+  Domains (paired): ``image``, ``identity`` and ``content`` (int32), ordered identity-major;
+  ``content`` also as ground truth of ``image`` (``extras["image/content"]``).
+  ``config.data.test_identities = k`` holds the last k actors out as the test split (unseen
+  classes; 0: the test split is the train split). Identity 0 is the default actor."""
+  if split not in ("train", "test"):
+    raise DataError(f"unknown split {split!r}; expected 'train' or 'test'")
+  d = data_config
+  if d.render not in DOMAINS:
+    raise DataError(f"config.data.render={d.render!r}: expected one of {DOMAINS}")
+  for name, val, lo in (("seed", d.seed, 0), ("resolution", d.resolution, 16),
+                        ("num_identities", d.num_identities, 1), ("num_contents", d.num_contents, 1)):
+    if not isinstance(val, (int, np.integer)) or val < lo:
+      raise DataError(f"config.data.{name}={val!r} must be an integer >= {lo}")
+  if d.resolution % 8:
+    raise DataError(f"config.data.resolution={d.resolution} must be a multiple of 8")
+  k = d.test_identities
+  if not isinstance(k, (int, np.integer)) or not 0 <= k < d.num_identities:
+    raise DataError(f"config.data.test_identities={k!r} must be an int in [0, {d.num_identities})")
+  lo, hi = (d.num_identities - k, d.num_identities) if split == "test" and k else (0, d.num_identities - k)
+  ids = np.repeat(np.arange(lo, hi, dtype=np.int64), d.num_contents)
+  content = np.tile(np.arange(d.num_contents, dtype=np.int32), hi - lo)
+  settings = sample_factors(d.num_contents, seed=stream_seed(d.seed, "grid", "content"),
+                            textures=bool(d.textures) and textures_available())
+  f = {key: val[content] for key, val in settings.items()}
+  f.update(identity=ids.astype(np.int32), **_sample_identities(ids))
+  images = render(f, d.render, d.resolution)
+  return Dataset(domains={"image": images, "identity": f["identity"], "content": content},
+                 extras={"image/content": content}, paired=True)
