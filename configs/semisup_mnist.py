@@ -92,7 +92,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # per step with a second run beside it. 100 labels, seed 0, evaluated every 1,000 steps: with
     # D's batch norm over both kinds of pair the generator error falls 32 / 13 / 11 / 8.4 / 9.9 /
     # 7.3 % over 1k-6k steps; in the official form (separate batches) it stays at 26-34 %. 6,000
-    # steps (12 % of the paper's 50k) fit the 30 minutes per run.
+    # steps (12 % of the paper's 50k; ~25 min of steps at that rate) took 41-44 min per run with
+    # two or three other training runs on the same cores, evaluations included.
     c.data.loader = "idx"
     c.model.width = 0.5
     c.model.d_joint_batch = True
