@@ -109,7 +109,7 @@ def curve_lines(curves: dict) -> list[str]:
         vals = [c[str(s)][metric] for c in by_seed.values() if str(s) in c]
         if len(vals) == len(by_seed):
           means[s] = np.mean(vals)
-          cells.append(f"{np.mean(vals):.2f} +- {np.std(vals):.2f}")
+          cells.append(f"{means[s]:.2f} +- {np.std(vals):.2f}")
         else:
           cells.append("")
       best = f"{max(means, key=means.get):,}" if means else ""

@@ -34,6 +34,7 @@ import numpy as np
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 from configs import semisup_mnist  # pylint: disable=g-import-not-at-top,wrong-import-position
+from disen_jax import logging as loglib  # pylint: disable=wrong-import-position
 from disen_jax import train  # pylint: disable=wrong-import-position
 
 OUT = flags.DEFINE_string("out", None, "Results directory (json, md, png).", required=True)
@@ -64,12 +65,12 @@ def make_config(labels: int, seed: int):
 
 
 def newest_eval(workdir: str) -> dict:
-  """The newest eval line of a run's metrics.jsonl (a run stopped before its end)."""
-  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
-  rows = [r for r in rows if r["split"] == "eval"]
-  if not rows:
+  """The newest evaluation of a run (one stopped before its end), with its step."""
+  evals = loglib.read_evals(workdir, "generator_error")
+  if not evals:
     raise ValueError(f"{workdir}: no evaluation yet")
-  return {k: v for k, v in rows[-1].items() if k != "split"}
+  step = max(evals, key=int)
+  return {"step": int(step), **evals[step]}
 
 
 def run(labels: int, seed: int) -> tuple[dict, float, str]:
@@ -92,14 +93,10 @@ def run(labels: int, seed: int) -> tuple[dict, float, str]:
 
 
 def history(workdir: str) -> list[dict]:
-  """The eval lines of a run's metrics.jsonl: step, generator error and encoder accuracy (%)."""
-  out = []
-  for line in open(os.path.join(workdir, "metrics.jsonl")):
-    row = json.loads(line)
-    if row["split"] == "eval" and "generator_error" in row:
-      out.append({"step": row["step"], "generator_error": 100 * row["generator_error"],
-                  "encoder_accuracy": 100 * row["encoder_accuracy"]})
-  return out
+  """Every evaluation of a run: step, generator error and encoder accuracy (%)."""
+  return [{"step": int(step), "generator_error": 100 * e["generator_error"],
+           "encoder_accuracy": 100 * e["encoder_accuracy"]}
+          for step, e in loglib.read_evals(workdir, "generator_error").items()]
 
 
 def mean_std(values) -> str:

@@ -405,6 +405,17 @@ _STREAMS = {("train", "v"): 1, ("train", "c"): 2, ("test", "v"): 3, ("test", "c"
             ("grid", "content"): 10}
 
 
+def _check_data(d, minimums: dict[str, int]) -> None:
+  """Each ``config.data.<name>`` of ``minimums`` an integer >= its minimum, and the resolution a
+  multiple of 8; else a ``DataError`` naming the field."""
+  for name, lo in minimums.items():
+    val = d[name]
+    if not isinstance(val, (int, np.integer)) or val < lo:
+      raise DataError(f"config.data.{name}={val!r} must be an integer >= {lo}")
+  if d.resolution % 8:
+    raise DataError(f"config.data.resolution={d.resolution} must be a multiple of 8")
+
+
 def stream_seed(seed: int, split: str, domain: str) -> int:
   """The ``sample_factors`` seed of one (split, domain) stream: disjoint streams per seed (domains
   ``v``, ``c`` of ``synthfaces``; ``a``, ``b`` of ``synthfaces_glasses``)."""
@@ -421,11 +432,7 @@ def build(data_config, split: str) -> Dataset:
   res, seed = d.resolution, d.seed
   sizes = ({"v": ("num_v", d.num_v), "c": ("num_c", d.num_c)} if split == "train"
            else {dom: ("num_test", d.num_test) for dom in DOMAINS})
-  for name, val, lo in (("seed", seed, 0), ("resolution", res, 16), *((k, n, 1) for k, n in sizes.values())):
-    if not isinstance(val, (int, np.integer)) or val < lo:
-      raise DataError(f"config.data.{name}={val!r} must be an integer >= {lo}")
-  if res % 8:
-    raise DataError(f"config.data.resolution={res} must be a multiple of 8")
+  _check_data(d, {"seed": 0, "resolution": 16, **{k: 1 for k, _ in sizes.values()}})
   textures = bool(d.textures) and textures_available()
   domains, extras = {}, {}
   for dom, (_, n) in sizes.items():
@@ -455,12 +462,7 @@ def build_glasses(data_config, split: str) -> Dataset:
     raise DataError(f"config.data.render={d.render!r}: expected one of {DOMAINS}")
   sizes = ({"a": ("num_a", d.num_a), "b": ("num_b", d.num_b)} if split == "train"
            else {dom: ("num_test", d.num_test) for dom in ("a", "b")})
-  for name, val, lo in (("seed", d.seed, 0), ("resolution", d.resolution, 16),
-                        ("num_identities", d.num_identities, 1), *((k, n, 1) for k, n in sizes.values())):
-    if not isinstance(val, (int, np.integer)) or val < lo:
-      raise DataError(f"config.data.{name}={val!r} must be an integer >= {lo}")
-  if d.resolution % 8:
-    raise DataError(f"config.data.resolution={d.resolution} must be a multiple of 8")
+  _check_data(d, {"seed": 0, "resolution": 16, "num_identities": 1, **{k: 1 for k, _ in sizes.values()}})
   textures = bool(d.textures) and textures_available()
   domains, extras = {}, {}
   for dom, (_, n) in sizes.items():
@@ -489,12 +491,7 @@ def build_grid(data_config, split: str) -> Dataset:
   d = data_config
   if d.render not in DOMAINS:
     raise DataError(f"config.data.render={d.render!r}: expected one of {DOMAINS}")
-  for name, val, lo in (("seed", d.seed, 0), ("resolution", d.resolution, 16),
-                        ("num_identities", d.num_identities, 1), ("num_contents", d.num_contents, 1)):
-    if not isinstance(val, (int, np.integer)) or val < lo:
-      raise DataError(f"config.data.{name}={val!r} must be an integer >= {lo}")
-  if d.resolution % 8:
-    raise DataError(f"config.data.resolution={d.resolution} must be a multiple of 8")
+  _check_data(d, {"seed": 0, "resolution": 16, "num_identities": 1, "num_contents": 1})
   k = d.test_identities
   if not isinstance(k, (int, np.integer)) or not 0 <= k < d.num_identities:
     raise DataError(f"config.data.test_identities={k!r} must be an int in [0, {d.num_identities})")
